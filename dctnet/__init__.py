@@ -1,0 +1,20 @@
+"""dctnet: deep residual networks computed directly on JPEG DCT coefficients."""
+
+from .backend import asnumpy, cupy_available, get_array_module, to_device
+from .transform import (
+    FREQUENCY_COUNTS,
+    ZIGZAG,
+    block_dct_matrix,
+    dct_matrix,
+    dequantize,
+    frequency_count,
+    frequency_mask,
+    from_dct,
+    jpeg_matrix,
+    pad_to_blocks,
+    quant_table,
+    quantize,
+    to_dct,
+)
+
+__version__ = "0.1.0"
