@@ -1,5 +1,7 @@
 """dctnet: deep residual networks computed directly on JPEG DCT coefficients."""
 
+from . import ops
+from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import asnumpy, cupy_available, get_array_module, to_device
 from .transform import (
     FREQUENCY_COUNTS,
@@ -16,5 +18,6 @@ from .transform import (
     quantize,
     to_dct,
 )
+from .gradcheck import GradcheckError, gradcheck
 
 __version__ = "0.1.0"
