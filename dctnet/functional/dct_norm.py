@@ -1,0 +1,98 @@
+"""Batch normalization computed on DCT coefficients, equal to spatial batch norm.
+
+Per channel, over the batch and every block (DESIGN.md §3): the pixel mean is
+``mean(DC) / 8`` and the pixel second moment ``mean(sum_k F_k^2) / 64`` (the
+DCT is orthonormal), so the batch statistics need no inverse transform. The
+affine map ``g * x + (beta - g * mu)`` scales every coefficient by ``g`` and
+adds ``8 * (beta - g * mu)`` to the DC (a constant block has DC = 8 * value).
+The backward pass is spatial BN's, mapped through the same identities.
+
+>>> import numpy as np, dctnet
+>>> x = np.random.default_rng(0).normal(size=(4, 2, 8, 8))
+>>> c = dctnet.to_dct(x)
+>>> y = dct_batch_norm(c, None, None, training=True)
+>>> z = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
+>>> np.allclose(dctnet.from_dct(y), z)
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+
+__all__ = ["dct_batch_norm"]
+
+_AXES = (0, 2, 3, 4)  # batch, block rows, block columns, coefficients
+
+
+class DCTBatchNorm(Function):
+    def forward(ctx, x, running_mean, running_var, weight, bias, training=False, momentum=0.1, eps=1e-5):
+        xp = get_array_module(x)
+        if x.ndim != 5 or x.shape[-1] != 64:
+            raise ValueError(f"dct_batch_norm expects (N, C, BH, BW, 64), found shape {x.shape}")
+        c = x.shape[1]
+        for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+            if a is not None and a.shape != (c,):
+                raise ValueError(f"{name} must have shape ({c},) for {c} channels, found {a.shape}")
+        count = x.shape[0] * x.shape[2] * x.shape[3] * 64  # pixels per channel
+        if training:
+            if count <= 1:
+                raise ValueError(f"batch norm in training mode needs more than one value per channel, found input {x.shape}")
+            mu = x[..., 0].mean(axis=(0, 2, 3)) / 8
+            var = xp.maximum((x * x).sum(axis=_AXES) / count - mu * mu, 0)
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mu.astype(running_mean.dtype)
+            if running_var is not None:
+                running_var *= 1 - momentum
+                running_var += momentum * (var * count / (count - 1)).astype(running_var.dtype)
+        else:
+            if running_mean is None or running_var is None:
+                raise ValueError("dct_batch_norm in eval mode needs running_mean and running_var")
+            mu, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+        inv_std = 1 / xp.sqrt(var + eps)
+        gamma = xp.ones(c, x.dtype) if weight is None else weight
+        beta = xp.zeros(c, x.dtype) if bias is None else bias
+        g = gamma * inv_std
+        out = x * g[:, None, None, None]
+        out[..., 0] += (8 * (beta - g * mu))[:, None, None]
+        ctx.save_for_backward(x, mu, inv_std, gamma)
+        ctx.training, ctx.count = training, count
+        return out
+
+    def backward(ctx, dy):
+        x, mu, inv_std, gamma = ctx.saved
+        bshape = (slice(None), None, None, None)
+        xhat = x * inv_std[bshape]  # centred below: only the DC carries the mean
+        xhat[..., 0] -= (8 * mu * inv_std)[:, None, None]
+        dgamma = (dy * xhat).sum(axis=_AXES)
+        dbeta = 8 * dy[..., 0].sum(axis=(0, 2, 3))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            if ctx.training:
+                # Spatial BN: g/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)),
+                # with mean(dy) a constant field, i.e. 8 * mean_pixel(dy) in the DC.
+                dx = dy - xhat * (dgamma / ctx.count)[bshape]
+                dx[..., 0] -= (dbeta / ctx.count * 8)[:, None, None]
+                dx *= (gamma * inv_std)[bshape]
+            else:
+                dx = dy * (gamma * inv_std)[bshape]
+        return dx, None, None, dgamma, dbeta
+
+
+def dct_batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch norm of DCT-domain ``x`` (N, C, BH, BW, 64), exactly spatial BN's.
+
+    Arguments and running-statistics semantics are those of
+    :func:`dctnet.functional.batch_norm` (PyTorch's): in training mode the batch
+    statistics normalize and update ``running_mean``/``running_var`` in place
+    (the variance unbiased); in eval mode the running statistics are used.
+    """
+    raw = lambda a: a.data if isinstance(a, Tensor) else a  # noqa: E731 - buffers are plain arrays
+    return DCTBatchNorm.apply(
+        x, raw(running_mean), raw(running_var), weight, bias,
+        training=training, momentum=momentum, eps=eps,
+    )

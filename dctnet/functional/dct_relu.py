@@ -1,0 +1,104 @@
+"""ReLU on DCT coefficients: Approximated Spatial Masking (ASM) and APX.
+
+Ehrlich & Davis (ICCV 2019), §4.2. With ``n`` spatial frequencies, a block's
+mask ``G = [IDCT(F restricted to the first frequency_count(n) coefficients) > 0]``
+decides which pixels pass; ASM applies it to the exact pixels, APX to the
+approximate ones. ``n = 15`` keeps every coefficient, so ASM is then exactly
+``to_dct(relu(from_dct(x)))``. The mask is a constant of the backward pass.
+
+>>> import numpy as np, dctnet
+>>> x = dctnet.to_dct(np.random.default_rng(0).normal(size=(1, 8, 8)))
+>>> exact = dctnet.to_dct(np.maximum(dctnet.from_dct(x), 0))
+>>> np.allclose(dctnet.asm_relu(x, 15), exact)
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+from ..transform import _constants, block_dct_matrix, frequency_count
+
+__all__ = ["asm_relu", "apx_relu", "dct_relu"]
+
+_IMPLS = ("auto", "numba", "numpy")
+
+
+def _kernel_module(xp):
+    if xp is np:
+        from ..kernels import asm
+
+        return asm
+    from ..kernels import asm_cuda
+
+    return asm_cuda
+
+
+class DCTReLU(Function):
+    """ASM/APX ReLU over the last axis (64 zigzag coefficients) of any array."""
+
+    def forward(ctx, x, frequencies=15, method="asm", impl="auto"):
+        xp = get_array_module(x)
+        if x.ndim < 1 or x.shape[-1] != 64:
+            raise ValueError(f"DCT-domain ReLU expects coefficients (..., 64), found shape {x.shape}")
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"DCT-domain ReLU expects float32 or float64 coefficients, found {x.dtype}")
+        k = frequency_count(frequencies)
+        ctx.k_out = k if method == "apx" else 64  # APX's output depends on F[:k] only
+        ctx.impl = "numba" if impl == "auto" else impl
+        flat = xp.ascontiguousarray(x.reshape(-1, 64))
+        if ctx.impl == "numba":
+            out = xp.empty_like(flat)
+            mask = xp.empty(flat.shape, dtype=np.uint8)
+            k_val = k if method == "apx" else 64
+            _kernel_module(xp).masked(flat, out, mask, *_constants(xp, x.dtype), k_val, k, 64)
+        else:
+            b = xp.asarray(block_dct_matrix(x.dtype))
+            approx = flat[:, :k] @ b[:k]
+            mask = approx > 0
+            pix = approx if method == "apx" else flat @ b
+            out = (pix * mask) @ b.T
+        ctx.mask, ctx.shape = mask, x.shape
+        return out.reshape(x.shape)
+
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        flat = xp.ascontiguousarray(g.reshape(-1, 64))
+        if ctx.impl == "numba":
+            out = xp.empty_like(flat)
+            consts = _constants(xp, g.dtype)
+            _kernel_module(xp).masked(flat, out, ctx.mask, *consts, 64, 0, ctx.k_out)
+        else:
+            b = xp.asarray(block_dct_matrix(g.dtype))
+            out = ((flat @ b) * ctx.mask) @ b[: ctx.k_out].T
+            if ctx.k_out < 64:
+                out = xp.concatenate([out, xp.zeros((out.shape[0], 64 - ctx.k_out), g.dtype)], axis=1)
+        return (out.reshape(ctx.shape),)
+
+
+def dct_relu(x, frequencies=15, method="asm", impl="auto"):
+    """ReLU of DCT-domain ``x`` (..., 64) by ``method`` "asm" or "apx".
+
+    ``frequencies`` is n = 1..15; ``impl`` picks the Numba kernel (CPU or CUDA,
+    the default) or the NumPy/CuPy matrix path. Returns a Tensor for a Tensor
+    input, else an array of the input's module.
+    """
+    if method not in ("asm", "apx"):
+        raise ValueError(f"method must be 'asm' or 'apx', found {method!r}")
+    if impl not in _IMPLS:
+        raise ValueError(f"impl must be one of {_IMPLS}, found {impl!r}")
+    frequency_count(frequencies)  # validate before any work
+    out = DCTReLU.apply(x, frequencies=frequencies, method=method, impl=impl)
+    return out if isinstance(x, Tensor) else out.data
+
+
+def asm_relu(x, frequencies=15, impl="auto"):
+    """ReLU by Approximated Spatial Masking; exact for ``frequencies=15``."""
+    return dct_relu(x, frequencies, "asm", impl)
+
+
+def apx_relu(x, frequencies=15, impl="auto"):
+    """The APX baseline: ReLU of the pixels rebuilt from the first n frequencies."""
+    return dct_relu(x, frequencies, "apx", impl)
