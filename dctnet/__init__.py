@@ -1,6 +1,6 @@
 """dctnet: deep residual networks computed directly on JPEG DCT coefficients."""
 
-from . import ops
+from . import functional, ops
 from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
 from .backend import asnumpy, cupy_available, get_array_module, to_device
 from .transform import (
@@ -18,6 +18,7 @@ from .transform import (
     quantize,
     to_dct,
 )
+from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
 
 __version__ = "0.1.0"

@@ -82,3 +82,28 @@ def test_bad_input():
         dct_batch_norm(np.zeros((2, 3, 1, 1, 64)), np.zeros(2), np.ones(2))
     with pytest.raises(ValueError, match="eval mode needs"):
         dct_batch_norm(np.zeros((2, 3, 1, 1, 64)), None, None, training=False)
+
+
+def test_normalize_equals_pixel_normalization(rng):
+    from dctnet.functional.dct_norm import dct_normalize
+
+    x = rng.uniform(0, 255, size=(2, 3, 8, 16))
+    mean, std = np.array([125.3, 123.0, 113.9]), np.array([63.0, 62.1, 66.7])
+    y = dct_normalize(dctnet.to_dct(x), mean, std)
+    ref = (x - mean[:, None, None]) / std[:, None, None]
+    np.testing.assert_allclose(dctnet.from_dct(y.data if hasattr(y, "data") else y), ref, atol=1e-12)
+    t = Tensor(dctnet.to_dct(x), requires_grad=True)
+    assert gradcheck(lambda t: dct_normalize(t, mean, std), [t])
+    with pytest.raises(ValueError, match="std > 0"):
+        dct_normalize(dctnet.to_dct(x), mean, [1.0, 0.0, 1.0])
+
+
+def test_global_avg_pool_from_dc(rng):
+    from dctnet.functional.dct_pool import dct_global_avg_pool
+
+    x = rng.normal(size=(2, 3, 16, 8))
+    np.testing.assert_allclose(dct_global_avg_pool(dctnet.to_dct(x)).data, x.mean(axis=(2, 3)), atol=1e-14)
+    t = Tensor(dctnet.to_dct(x), requires_grad=True)
+    assert gradcheck(dct_global_avg_pool, [t])
+    with pytest.raises(ValueError, match=r"\(N, C, BH, BW, 64\)"):
+        dct_global_avg_pool(x)

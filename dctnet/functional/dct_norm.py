@@ -96,3 +96,23 @@ def dct_batch_norm(x, running_mean, running_var, weight=None, bias=None, trainin
         x, raw(running_mean), raw(running_var), weight, bias,
         training=training, momentum=momentum, eps=eps,
     )
+
+
+def dct_normalize(x, mean, std):
+    """``(pixels - mean) / std`` per channel, on DCT-domain ``x`` (N, C, BH, BW, 64).
+
+    Every coefficient is divided by ``std``; the mean, a constant per channel,
+    only moves the DC (by ``8 * mean / std``). Exactly the pixel-domain
+    normalization, without leaving the DCT domain.
+    """
+    xp = get_array_module(x)
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+    std = np.asarray(std, dtype=np.float64).reshape(-1)
+    c = x.shape[1]
+    if mean.size not in (1, c) or std.size not in (1, c) or not np.all(std > 0):
+        raise ValueError(f"mean and std must have 1 or {c} entries and std > 0, found mean {mean}, std {std}")
+    scale = np.broadcast_to(1 / std, (c,))
+    shift = np.zeros((c, 64))
+    shift[:, 0] = -8 * mean / std
+    dtype = np.dtype(x.dtype)
+    return x * xp.asarray(scale.astype(dtype)).reshape(c, 1, 1, 1) + xp.asarray(shift.astype(dtype)).reshape(c, 1, 1, 64)

@@ -1,0 +1,93 @@
+"""Average pooling: windowed (no padding) and global.
+
+>>> import numpy as np
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> avg_pool2d(x, 2).data[0, 0]
+array([[ 2.5,  4.5],
+       [10.5, 12.5]])
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ._utils import check_float, pair, shape_of
+
+__all__ = ["avg_pool2d", "global_avg_pool"]
+
+
+def _taps(kernel, stride, out_shape):
+    """Index of the input pixels that kernel tap (i, j) reads for every output pixel."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_shape
+    for i in range(kh):
+        for j in range(kw):
+            yield (Ellipsis, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+
+
+class AvgPool2d(Function):
+    # One strided add per kernel tap: no Python loop over pixels, any stride.
+    def forward(ctx, x, kernel=(2, 2), stride=(2, 2)):
+        xp = get_array_module(x)
+        ho = (x.shape[-2] - kernel[0]) // stride[0] + 1
+        wo = (x.shape[-1] - kernel[1]) // stride[1] + 1
+        ctx.x_shape, ctx.taps = x.shape, list(_taps(kernel, stride, (ho, wo)))
+        out = xp.zeros(x.shape[:-2] + (ho, wo), x.dtype)
+        for tap in ctx.taps:
+            out += x[tap]
+        out *= 1.0 / (kernel[0] * kernel[1])
+        return out
+
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        g = g * (1.0 / len(ctx.taps))
+        gx = xp.zeros(ctx.x_shape, g.dtype)
+        for tap in ctx.taps:
+            gx[tap] += g
+        return (gx,)
+
+
+def avg_pool2d(x, kernel_size, stride=None):
+    """Average over ``kernel_size`` windows of the last two axes of ``x`` (N, C, H, W).
+
+    ``stride`` defaults to ``kernel_size`` (non-overlapping windows); no padding,
+    and trailing rows/columns that do not fill a window are dropped, as PyTorch.
+
+    >>> import numpy as np
+    >>> avg_pool2d(np.ones((2, 3, 7, 7), np.float32), 3, stride=2).shape
+    (2, 3, 3, 3)
+    """
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    xs = shape_of(x)
+    if len(xs) != 4:
+        raise ValueError(f"avg_pool2d expects x of shape (N, C, H, W), found shape {xs}")
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ValueError(f"avg_pool2d needs kernel_size >= 1 and stride >= 1, found {kernel}, {stride}")
+    if kernel[0] > xs[2] or kernel[1] > xs[3]:
+        raise ValueError(f"avg_pool2d kernel {kernel[0]}x{kernel[1]} is larger than the input {xs[2]}x{xs[3]} (x {xs})")
+    check_float("avg_pool2d", x=x)
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride)
+
+
+class GlobalAvgPool(Function):
+    def forward(ctx, x):
+        ctx.x_shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        h, w = ctx.x_shape[2:]
+        return (xp.broadcast_to((g * (1.0 / (h * w)))[:, :, None, None], ctx.x_shape).copy(),)
+
+
+def global_avg_pool(x):
+    """Mean over the spatial axes: (N, C, H, W) -> (N, C).
+
+    >>> import numpy as np
+    >>> global_avg_pool(np.ones((2, 3, 4, 4))).shape
+    (2, 3)
+    """
+    if len(shape_of(x)) != 4:
+        raise ValueError(f"global_avg_pool expects x of shape (N, C, H, W), found shape {shape_of(x)}")
+    check_float("global_avg_pool", x=x)
+    return GlobalAvgPool.apply(x)
