@@ -5,7 +5,7 @@ import pytest
 
 import dctnet
 from dctnet import Tensor, gradcheck
-from dctnet.functional.dct_relu import apx_relu, asm_relu
+from dctnet.functional.dct_relu import apx_relu, asm_relu, dct_relu
 from naive import ZZ, dct_ref, idct_ref
 
 COUNTS = [1, 3, 6, 10, 15, 21, 28, 36, 43, 49, 54, 58, 61, 63, 64]
@@ -31,7 +31,7 @@ def coefs(rng):
 @pytest.mark.parametrize("method", ["asm", "apx"])
 @pytest.mark.parametrize("n", range(1, 16))
 def test_matches_reference_for_every_n(coefs, impl, method, n):
-    out = dctnet.functional.dct_relu.dct_relu(coefs, n, method, impl)
+    out = dct_relu(coefs, n, method, impl)
     np.testing.assert_allclose(out, reference(coefs, n, method), atol=1e-12)
 
 
@@ -57,7 +57,7 @@ def test_gradcheck(rng, impl, method, n):
     # Away from the kinks: a random direction almost never flips a mask pixel
     # with eps = 1e-6, and the mask is a constant of the backward pass.
     x = Tensor(dctnet.to_dct(rng.normal(size=(2, 8, 16))), requires_grad=True)
-    assert gradcheck(lambda t: dctnet.functional.dct_relu.dct_relu(t, n, method, impl), [x])
+    assert gradcheck(lambda t: dct_relu(t, n, method, impl), [x])
 
 
 def test_backward_is_masked_transform(coefs):
@@ -91,7 +91,7 @@ def test_bad_arguments(coefs):
     with pytest.raises(ValueError, match=r"\(\.\.\., 64\)"):
         asm_relu(np.zeros((3, 63)), 15)
     with pytest.raises(ValueError, match="'asm' or 'apx'"):
-        dctnet.functional.dct_relu.dct_relu(coefs, 15, "gelu")
+        dct_relu(coefs, 15, "gelu")
     with pytest.raises(TypeError, match="float32 or float64"):
         asm_relu(np.zeros((2, 64), dtype=np.int32), 15)
 
