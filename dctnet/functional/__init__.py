@@ -24,7 +24,7 @@ from .pooling import avg_pool2d, global_avg_pool
 from .dct_conv import block_dct, block_idct, dct_conv2d, explode_kernel
 from .dct_norm import dct_batch_norm, dct_normalize
 from .dct_pool import dct_global_avg_pool
-from .dct_relu import apx_relu, asm_relu, dct_relu
+from .dct_activation import apx_relu, asm_relu, dct_relu
 
 __all__ = [
     "conv2d", "linear", "pad", "batch_norm", "relu", "log_softmax",
