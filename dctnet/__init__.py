@@ -20,5 +20,6 @@ from .transform import (
 )
 from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
+from .jpeg import JpegError, JpegImage, JpegWarning, encode_jpeg, read_jpeg, write_jpeg
 
 __version__ = "0.1.0"

@@ -670,7 +670,7 @@ def cifar10_tar_to_jpeg_zip(tar_path, zip_path, quality: int = 75, *, progress: 
                         counts[label] += 1
                         # A fixed timestamp makes the zip a function of the tarball alone.
                         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                        zf.writestr(info, jpeg.encode_jpeg(image, quality=quality, subsampling="4:2:0"))
+                        zf.writestr(info, jpeg.encode_jpeg(image, quality=quality, subsampling="4:2:0").to_bytes())
         os.replace(tmp, zip_path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -235,18 +235,20 @@ def dequantize(qcoefs, table, dtype=np.float32):
     return qcoefs.astype(dtype) * t.astype(dtype)
 
 
-def pad_to_blocks(x, block: int = 8):
+def pad_to_blocks(x, block=8):
     """Pad the last two axes up to multiples of ``block`` by edge replication.
 
-    This is what JPEG encoders do with partial blocks. Returns ``x`` itself when
-    no padding is needed.
+    ``block`` is an int or a ``(rows, cols)`` pair (e.g. ``(16, 16)`` for a
+    4:2:0 MCU). This is what JPEG encoders do with partial blocks. Returns ``x``
+    itself when no padding is needed.
     """
+    bh, bw = (block, block) if np.ndim(block) == 0 else block
     xp = get_array_module(x)
     x = xp.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"pad_to_blocks expects an array (..., H, W), found shape {x.shape}")
     h, w = x.shape[-2:]
-    ph, pw = -h % block, -w % block
+    ph, pw = -h % bh, -w % bw
     if not (ph or pw):
         return x
     if h == 0 or w == 0:
