@@ -13,46 +13,16 @@ the same bytes.
 import argparse
 import io
 import os
-import time
-import zipfile
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
+from common import best_seconds, cifar10_jpegs
 
 import dctnet
 
 
-def jpeg_members(limit):
-    root = os.environ.get("DCTNET_DATA")
-    path = Path(root) / "cifar10-jpeg.zip" if root else None
-    if path is None or not path.is_file():
-        path = resources.files("dctnet").joinpath("data", "cifar10-sample.zip")
-    with resources.as_file(path) as p, zipfile.ZipFile(p) as z:
-        names = sorted(n for n in z.namelist() if n.endswith(".jpg"))
-        step = max(1, len(names) // limit)
-        return str(path), [z.read(n) for n in names[::step][:limit]]
-
-
 def best_rate(fn, items, repeat):
     """Items per second of the fastest of ``repeat`` passes over ``items``."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, time.perf_counter() - t0)
-    return len(items) / best
-
-
-def best_seconds(fn, repeat):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return len(items) / best_seconds(lambda: [fn(item) for item in items], max(1, repeat - 1))
 
 
 def main():
@@ -61,7 +31,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    source, files = jpeg_members(args.files)
+    source, files = cifar10_jpegs(args.files)
     print(f"{len(files)} JPEG files from {source}, one thread, best of {args.repeat}")
     rows = []
     coef = best_rate(dctnet.read_jpeg, files, args.repeat)
@@ -92,11 +62,12 @@ def main():
     c = dctnet.to_dct(x)
     out = np.empty_like(x)
     nbytes = 2 * x.nbytes  # read + write
-    copy = nbytes / best_seconds(lambda: np.copyto(out, x), args.repeat + 2) / 1e9
+    copy = None
     for name, fn in [("np.copyto (baseline)", lambda: np.copyto(out, x)),
                      ("to_dct", lambda: dctnet.to_dct(x)),
                      ("from_dct", lambda: dctnet.from_dct(c))]:
         gbs = nbytes / best_seconds(fn, args.repeat + 2) / 1e9
+        copy = copy or gbs
         print(f"{name:36s} {gbs:10.2f} {gbs / copy:12.2f}x")
     print(f"\n({x.nbytes / 1e6:.0f} MB of float32 pixels, {x.size // 64:,} blocks, "
           f"{os.cpu_count()} cores available to Numba)")
