@@ -84,7 +84,7 @@ _MNIST_FILES = {
 }
 _CIFAR10_ZIP = "cifar10-jpeg.zip"
 # CIFAR-10's label order (alphabetical, so a plain JpegDataset finds the same labels).
-_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = _CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 _CACHE_FORMAT = "dctnet.datasets.cache"
 _CACHE_VERSION = 1
