@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from . import functional as F
-from .autograd import Tensor, as_tensor
+from .autograd import Tensor, as_tensor, is_grad_enabled, no_grad
 from .backend import asnumpy, get_array_module, to_device
 
 __all__ = [
@@ -474,15 +474,28 @@ class DCTConv2d(Conv2d):
     """:class:`Conv2d` on DCT coefficients (N, Cin, BH, BW, 64), exactly.
 
     ``weight`` is the spatial kernel; ``method`` picks the evaluation
-    (see :func:`dctnet.functional.dct_conv2d`).
+    (see :func:`dctnet.functional.dct_conv2d`). In eval mode the dense
+    method's exploded map is cached (while no gradient is recorded) until the
+    kernel changes.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, method="auto"):
+        if method not in F.dct_conv.METHODS:
+            raise ValueError(f"method must be one of {F.dct_conv.METHODS}, found {method!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias)
         self.method = method
+        self._cache = None  # (copy of the kernel, its exploded map)
 
     def forward(self, x):
-        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.method)
+        exploded = None
+        dense = self.method == "dense" or (self.method == "auto" and F.dct_conv.DEFAULT_METHOD == "dense")
+        if dense and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
+            kernel = self.weight.data
+            if self._cache is None or self._cache[0].shape != kernel.shape or not (self._cache[0] == kernel).all():
+                with no_grad():
+                    self._cache = (kernel.copy(), F.explode_kernel(kernel, self.stride, self.padding))
+            exploded = self._cache[1]
+        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.method, exploded)
 
 
 class DCTBatchNorm(BatchNorm2d):

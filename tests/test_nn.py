@@ -212,3 +212,23 @@ def test_to_gpu_and_back(rng):
     y = net(Tensor(cupy.asarray(x))).data
     assert isinstance(y, cupy.ndarray)
     np.testing.assert_allclose(cupy.asnumpy(y), net.to("cpu")(Tensor(x)).data, rtol=1e-4, atol=1e-5)
+
+
+def test_dct_conv_caches_the_dense_map_in_eval_mode(rng):
+    conv = nn.DCTConv2d(2, 3, 3, padding=1, bias=False, method="dense").astype(np.float64)
+    x = dctnet.to_dct(rng.normal(size=(1, 2, 16, 16)))
+    ref = lambda: dctnet.to_dct(F.conv2d(dctnet.from_dct(x), conv.weight.data, padding=1).data)  # noqa: E731
+    conv.eval()
+    with dctnet.no_grad():
+        np.testing.assert_allclose(conv(x).data, ref(), atol=1e-10)
+        cached = conv._cache[1]
+        conv(x)
+        assert conv._cache[1] is cached  # reused
+        conv.weight.data *= 2  # an in-place update invalidates it
+        np.testing.assert_allclose(conv(x).data, ref(), atol=1e-10)
+        assert conv._cache[1] is not cached
+    out = conv(Tensor(x))  # recording a graph: no cache, the kernel gets its gradient
+    out.sum().backward()
+    assert conv.weight.grad is not None
+    with pytest.raises(ValueError, match="method"):
+        nn.DCTConv2d(1, 1, 1, method="fft")

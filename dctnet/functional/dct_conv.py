@@ -161,13 +161,15 @@ def _output_blocks(n_blocks, k, s, p, axis):
     return out // 8
 
 
-def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
+def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto", exploded=None):
     """Convolve DCT-domain ``x`` (N, Cin, BH, BW, 64) with a spatial kernel.
 
     Equal to ``to_dct(conv2d(from_dct(x), weight, bias, stride, padding))`` up to
     float rounding, for every ``method`` ("spatial", "dense"; "auto" picks the
     fastest measured). ``weight`` is the spatial kernel (Cout, Cin, kh, kw) and
     receives the gradient. The spatial output must be whole 8x8 blocks.
+    ``exploded`` (dense only) is a precomputed ``explode_kernel(weight, stride,
+    padding)``, e.g. cached for inference.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, found {method!r}")
@@ -185,7 +187,7 @@ def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
     if method == "spatial":
         y = block_dct(conv2d(block_idct(x), weight, None, stride, padding))
     else:
-        y = _dense(x, weight, stride, padding, bho, bwo)
+        y = _dense(x, weight, stride, padding, bho, bwo, exploded)
     if bias is not None:  # a constant per channel lives in the DC only: 8 * bias
         dc = np.zeros(64, dtype=np.dtype(y.dtype))
         dc[0] = 8
@@ -193,10 +195,10 @@ def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
     return y
 
 
-def _dense(x, weight, stride, padding, bho, bwo):
+def _dense(x, weight, stride, padding, bho, bwo, exploded=None):
     n, cin, bh, bw, _ = x.shape
     cout = weight.shape[0]
-    w = explode_kernel(weight, stride, padding)
+    w = explode_kernel(weight, stride, padding) if exploded is None else exploded
     (fy, ly), (fx, lx) = (block_window(weight.shape[2 + i], stride[i], padding[i]) for i in (0, 1))
     # Zero blocks are zero pixels, so padding the block grid pads the image.
     grid = x.transpose(0, 1, 4, 2, 3).reshape(n, cin * 64, bh, bw)
