@@ -22,7 +22,7 @@ from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
 from .jpeg import JpegError, JpegImage, JpegWarning, encode_jpeg, read_jpeg, write_jpeg
 
-from . import models, nn, optim
+from . import models, nn, optim, qtables
 from .conversion import convert
 from .io import load, load_checkpoint, save
 
