@@ -73,7 +73,8 @@ class Module:
     """Base class of layers and networks; subclasses define ``forward``.
 
     Constructor arguments are recorded for :meth:`config`; they must be JSON
-    values (numbers, strings, lists) or sub-modules.
+    values (numbers, strings, lists) or sub-modules stored under the
+    argument's name.
     """
 
     _domain_agnostic = False  # True: forward works unchanged on DCT inputs once children are converted
@@ -91,6 +92,7 @@ class Module:
             name: _json_value(value)
             for name, value in list(bound.arguments.items())[1:]
             if params[name].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            and not isinstance(value, Module)  # sub-modules are saved as children
         }
         object.__setattr__(self, "_args", args_)
         object.__setattr__(self, "_parameters", {})
@@ -251,7 +253,9 @@ class Module:
 
     @classmethod
     def _from_config(cls, args, children):
-        module = cls(**args)
+        # A sub-module taken by the constructor comes back through the argument of its name.
+        params = inspect.signature(cls.__init__).parameters
+        module = cls(**args, **{name: child for name, child in children.items() if name in params})
         for name, child in children.items():
             if name not in module._modules:
                 raise ValueError(f"{cls.__name__} has no sub-module {name!r}")
