@@ -21,6 +21,7 @@ from .transform import (
 from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
 from .jpeg import JpegError, JpegImage, JpegWarning, encode_jpeg, read_jpeg, write_jpeg
+from .baseline import read_jpegs, read_stacked
 
 from . import models, nn, optim, qtables
 from .conversion import convert

@@ -355,7 +355,10 @@ def _source(source):
     raise TypeError(f"read_jpeg expects a path, bytes or a binary file object, found {type(source).__name__}")
 
 
-def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXELS) -> JpegImage:
+DECODERS = ("auto", "numba", "libjpeg")
+
+
+def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXELS, decoder: str = "auto") -> JpegImage:
     """Entropy-decode a JPEG file into its quantized coefficients (no inverse DCT).
 
     ``source`` is a path, bytes, or a binary file object. Baseline and progressive
@@ -365,6 +368,11 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     arithmetic-coded, lossless, hierarchical, larger than ``max_pixels``). With
     ``strict=False`` data libjpeg can recover from (e.g. a truncated last scan,
     decoded as zeros) gives a :class:`JpegWarning` instead of an error.
+
+    ``decoder``: "auto" reads baseline files with dctnet's Numba decoder
+    (:mod:`dctnet.baseline`, bit-identical and several times faster) and the
+    rest, or anything it refuses, with libjpeg (jpeglib); "numba" uses only
+    the former (progressive files raise), "libjpeg" only the latter.
 
     >>> img = read_jpeg("photo.jpg")                       # doctest: +SKIP
     >>> img.coefficients[0].shape, img.qtables[0][:3]      # doctest: +SKIP
@@ -388,6 +396,21 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         if max_pixels is not None and height * width > max_pixels:
             raise JpegError(f"{name}: declares {width}x{height} pixels, more than max_pixels={max_pixels}; "
                             "pass a larger max_pixels if the file is trusted")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, found {decoder!r}")
+    if decoder != "libjpeg":
+        from .baseline import read_baseline  # imported here: baseline builds on this module
+
+        try:
+            image = read_baseline(data, name, max_pixels)
+        except JpegError:
+            if decoder == "numba":
+                raise
+            image = None  # libjpeg decides: it reads what this strict reader refuses, or names the fault
+        if image is not None:
+            return image
+        if decoder == "numba":
+            raise JpegError(f"{name}: progressive JPEG: the Numba decoder reads baseline files only; use decoder='auto'")
     if path is not None:
         return _read(str(path), name, strict)
     fd, tmp = tempfile.mkstemp(suffix=".jpg")  # libjpeg reads from a file

@@ -1,0 +1,513 @@
+"""Baseline JPEG files read by dctnet's own Numba decoder: fast, parallel, bit-identical to jpeglib.
+
+The marker segments are parsed here in Python (tables, frame, scans, colour
+space decided as libjpeg 6b decides it); the entropy-coded data is decoded by
+``dctnet.kernels.huffman`` straight into int16 coefficient arrays, many files
+per call. Progressive files are left to :func:`dctnet.read_jpeg` (jpeglib).
+Whatever libjpeg would only warn about (truncated or corrupt data) is a
+:class:`~dctnet.JpegError` here, as in ``read_jpeg(..., strict=True)``.
+
+>>> imgs = read_jpegs(["a.jpg", "b.jpg"], threads=4)          # doctest: +SKIP
+>>> coefs, qt = read_stacked(paths)                           # doctest: +SKIP
+>>> coefs[0].shape, qt.shape                                  # doctest: +SKIP
+((1000, 4, 4, 64), (1000, 3, 64))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from .jpeg import _SOF_NAMES, MAX_PIXELS, JpegError, JpegImage, _blocks, _source, read_jpeg
+from .kernels import huffman as hk
+
+__all__ = ["read_baseline", "read_jpegs", "read_stacked"]
+
+MAX_DIMENSION = 65500  # libjpeg's JPEG_MAX_DIMENSION
+
+# The Annex K tables (K.3), as a DHT payload: Motion-JPEG frames carry no DHT and rely on them.
+_STANDARD_DHT = bytes.fromhex(
+    "00" "00010501010101010100000000000000" "000102030405060708090a0b"
+    "10" "0002010303020403050504040000017d"
+    "01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25"
+    "262728292a3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a8384"
+    "85868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5"
+    "d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9fa"
+    "01" "00030101010101010101010000000000" "000102030405060708090a0b"
+    "11" "00020102040403040705040400010277"
+    "000102031104052131061241510761711322328108144291a1b1c109233352f0156272d10a162434e125f11718"
+    "191a262728292a35363738393a434445464748494a535455565758595a636465666768696a737475767778797a82"
+    "838485868788898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3"
+    "d4d5d6d7d8d9dae2e3e4e5e6e7e8e9eaf2f3f4f5f6f7f8f9fa"
+)
+
+_MESSAGES = {
+    hk.PAST_END: "the entropy-coded data ends before the last block (truncated or corrupt scan)",
+    hk.BAD_CODE: "a bit pattern that is no code of its Huffman table (corrupt data)",
+    hk.BAD_RUN: "a run of zeros past the 64th coefficient of a block (corrupt data)",
+    hk.EXTRA_DATA: "extraneous bytes after the last block of a segment (corrupt data)",
+    hk.BAD_RESTART: "a missing or misnumbered restart marker (corrupt data)",
+    hk.BAD_LAYOUT: "an inconsistent frame or scan layout",
+}
+
+
+class _Tables:
+    """Huffman tables of a batch, deduplicated by content, built into the kernel's lookup arrays."""
+
+    def __init__(self):
+        self.index = {}
+        self.look, self.canon, self.vals = [], [], []
+
+    def add(self, is_dc: bool, spec: bytes, name: str, tid: int) -> int:
+        """Global index of the table ``spec`` (16 counts then the symbols)."""
+        key = (is_dc, spec)
+        if key not in self.index:
+            bits = np.zeros(17, np.int32)
+            bits[1:] = np.frombuffer(spec[:16], np.uint8)
+            vals = np.zeros(256, np.int32)
+            vals[: len(spec) - 16] = np.frombuffer(spec[16:], np.uint8)
+            look, canon = np.zeros(1 << hk.LOOKAHEAD, np.int32), np.zeros((2, 17), np.int32)
+            status = hk.build_table(bits, vals, is_dc, look, canon)
+            if status != hk.TABLE_OK:
+                what = ("has a DC symbol over 15" if status == hk.TABLE_DC_SYMBOL
+                        else "has more codes of some length than fit (bad code lengths)")
+                raise JpegError(f"{name}: Huffman {'DC' if is_dc else 'AC'} table {tid} {what}")
+            self.index[key] = len(self.look)
+            self.look.append(look)
+            self.canon.append(canon)
+            self.vals.append(vals)
+        return self.index[key]
+
+    def arrays(self):
+        return (np.stack(self.look), np.stack(self.canon), np.stack(self.vals))
+
+
+@dataclass
+class _Plan:
+    """What the marker segments of one baseline file say: frame, tables, scans."""
+
+    name: str
+    data: bytes
+    height: int
+    width: int
+    color_space: str
+    sampling: list  # per component (v, h)
+    qtables: list  # per component (64,) int32, zigzag, latched at its first scan
+    scans: list = field(default_factory=list)  # rows of the kernel's scan table, offsets into data
+    grid: list = field(init=False)  # per component (BH_c, BW_c), as libjpeg sizes it
+
+    def __post_init__(self):
+        self.grid = _grid(self.height, self.width, self.sampling)
+
+    @property
+    def geometry(self):
+        return self.height, self.width, tuple(self.sampling), self.color_space
+
+
+def _grid(height, width, sampling):
+    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
+    return [(_blocks(height, v, vmax), _blocks(width, h, hmax)) for v, h in sampling]
+
+
+def _u16(data, pos):
+    return data[pos] << 8 | data[pos + 1]
+
+
+def _next_marker(data: bytes, pos: int, name: str):
+    """``(marker, position after it)`` of the marker at ``pos``, after any fill bytes FF."""
+    n = len(data)
+    if pos >= n:
+        raise JpegError(f"{name}: the file ends before its EOI marker (truncated file)")
+    if data[pos] != 0xFF:
+        raise JpegError(f"{name}: found byte {data[pos]:02X} at offset {pos} where a marker was expected (corrupt file)")
+    while pos < n and data[pos] == 0xFF:
+        pos += 1
+    if pos >= n:
+        raise JpegError(f"{name}: the file ends before its EOI marker (truncated file)")
+    if data[pos] == 0:
+        raise JpegError(f"{name}: stray byte pair FF 00 at offset {pos - 1} where a marker was expected (corrupt file)")
+    return data[pos], pos + 1
+
+
+class _Parser:
+    """Walks one file's marker segments into a :class:`_Plan` (or None for progressive files)."""
+
+    def __init__(self, data: bytes, name: str, tables: _Tables, max_pixels):
+        self.data, self.name, self.tables, self.max_pixels = data, name, tables, max_pixels
+        self.qt = {}  # id -> (64,) int32
+        self.huff = {}  # (is_dc, id) -> global table index
+        self.saw_dht = False
+        self.restart = 0
+        self.jfif = False
+        self.adobe = None  # Adobe APP14 transform flag
+        self.frame = None  # (height, width, ids, sampling, qtable ids)
+        self.plan = None
+        self.latched = {}
+
+    def fail(self, what: str):
+        raise JpegError(f"{self.name}: {what}")
+
+    def run(self):
+        data = self.data
+        if len(data) == 0:
+            self.fail("empty file, expected JPEG data")
+        if data[:2] != b"\xff\xd8":
+            self.fail(f"not a JPEG file (expected the SOI marker FF D8, found {data[:2].hex(' ').upper() or 'nothing'})")
+        pos = 2
+        while True:
+            marker, pos = _next_marker(data, pos, self.name)
+            if marker == 0xD9:  # EOI
+                break
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn, TEM: no parameters (libjpeg skips them)
+                continue
+            if marker == 0xD8:
+                self.fail("a second SOI marker (corrupt file)")
+            if pos + 2 > len(data):
+                self.fail("the file ends inside a marker segment (truncated file)")
+            length = _u16(data, pos)
+            if length < 2 or pos + length > len(data):
+                self.fail(f"marker FF {marker:02X} at offset {pos - 2} has a bad length {length} (truncated or corrupt file)")
+            seg = data[pos + 2:pos + length]
+            pos += length
+            if marker in (0xC0, 0xC1):
+                self.sof(seg)
+            elif marker == 0xC2:
+                return None  # progressive: the caller reads it through jpeglib
+            elif marker in _SOF_NAMES or marker == 0xC8:
+                self.fail(f"{_SOF_NAMES.get(marker, 'JPG extension')} JPEG is not supported; "
+                          "re-encode it as baseline or progressive Huffman JPEG")
+            elif marker == 0xC4:
+                self.dht(seg)
+            elif marker == 0xDB:
+                self.dqt(seg)
+            elif marker == 0xDD:
+                if len(seg) != 2:
+                    self.fail(f"DRI segment of length {len(seg) + 2}, expected 4")
+                self.restart = _u16(seg, 0)
+            elif marker == 0xDA:
+                pos = self.sos(seg, pos)
+            elif marker == 0xE0:
+                self.app0(seg)
+            elif marker == 0xEE:
+                if self.plan is None and len(seg) >= 12 and seg[:5] == b"Adobe":
+                    self.adobe = seg[11]
+            elif not (0xE1 <= marker <= 0xEF or marker in (0xFE, 0xCC, 0xDC)):  # APPn, COM, DAC, DNL: skipped
+                self.fail(f"unknown marker FF {marker:02X} at offset {pos - length - 2} (corrupt file)")
+        if self.plan is None or not self.plan.scans:
+            self.fail("no image data (no frame header or no scan before EOI)")
+        missing = [c for c in range(len(self.frame[2])) if c not in self.latched]
+        if missing:
+            self.fail(f"component {missing[0]} is in no scan (incomplete file)")
+        self.plan.qtables = [self.latched[c] for c in range(len(self.frame[2]))]
+        return self.plan
+
+    def app0(self, seg):
+        if len(seg) >= 14 and seg[:5] == b"JFIF\0":
+            if seg[5] != 1:  # libjpeg warns: an incompatible JFIF version
+                self.fail(f"JFIF major version {seg[5]}, expected 1")
+            if self.plan is None:
+                self.jfif = True
+
+    def dqt(self, seg):
+        pos = 0
+        while pos < len(seg):
+            precision, tid = seg[pos] >> 4, seg[pos] & 15
+            if tid > 3 or precision > 1:
+                self.fail(f"DQT defines table {tid} with precision code {precision}; expected table 0..3, precision 0 or 1")
+            size = 128 if precision else 64
+            if pos + 1 + size > len(seg):
+                self.fail("DQT segment shorter than its tables (corrupt file)")
+            dtype = ">u2" if precision else np.uint8
+            self.qt[tid] = np.frombuffer(seg, dtype, 64, pos + 1).astype(np.int32)  # zigzag, as in the file
+            pos += 1 + size
+
+    def dht(self, seg):
+        pos = 0
+        self.saw_dht = True
+        while pos < len(seg):
+            if pos + 17 > len(seg):
+                self.fail("DHT segment shorter than its tables (corrupt file)")
+            cls, tid = seg[pos] >> 4, seg[pos] & 15
+            count = sum(seg[pos + 1:pos + 17])
+            if count > 256:
+                self.fail(f"Huffman table with {count} symbols, at most 256 are possible")
+            if cls > 1 or tid > 3:
+                self.fail(f"DHT defines table class {cls}, id {tid}; expected class 0 or 1, id 0..3")
+            if pos + 17 + count > len(seg):
+                self.fail("DHT segment shorter than its tables (corrupt file)")
+            self.huff[cls == 0, tid] = (seg[pos + 1:pos + 17 + count], tid)
+            pos += 17 + count
+
+    def sof(self, seg):
+        if self.frame is not None:
+            self.fail("a second frame header (SOF) (corrupt file)")
+        if len(seg) < 6:
+            self.fail("SOF segment too short (corrupt file)")
+        precision, height, width, ncomp = seg[0], _u16(seg, 1), _u16(seg, 3), seg[5]
+        if precision != 8:
+            self.fail(f"{precision}-bit samples are not supported, only 8-bit JPEG")
+        if height == 0 or width == 0 or ncomp == 0:
+            self.fail(f"empty image ({width}x{height} pixels, {ncomp} components)")
+        if ncomp not in (1, 3):
+            kind = "CMYK/YCCK" if ncomp == 4 else f"{ncomp}-component"
+            self.fail(f"{kind} JPEG is not supported; dctnet reads grey and three-component (YCbCr/RGB) files")
+        if len(seg) != 6 + 3 * ncomp:
+            self.fail(f"SOF segment of length {len(seg) + 2} for {ncomp} components (corrupt file)")
+        if height > MAX_DIMENSION or width > MAX_DIMENSION:
+            self.fail(f"{width}x{height} pixels, more than libjpeg's limit of {MAX_DIMENSION} per side")
+        if self.max_pixels is not None and height * width > self.max_pixels:
+            self.fail(f"declares {width}x{height} pixels, more than max_pixels={self.max_pixels}; "
+                      "pass a larger max_pixels if the file is trusted")
+        ids = [seg[6 + 3 * c] for c in range(ncomp)]
+        sampling = [(seg[7 + 3 * c] & 15, seg[7 + 3 * c] >> 4) for c in range(ncomp)]
+        qids = [seg[8 + 3 * c] for c in range(ncomp)]
+        if len(set(ids)) != ncomp:
+            self.fail(f"component ids {ids} repeat (corrupt file)")
+        if not all(1 <= f <= 4 for s in sampling for f in s):
+            self.fail(f"sampling factors {sampling} outside 1..4 (corrupt file)")
+        self.frame = (height, width, ids, sampling, qids)
+
+    def color_space(self):
+        """libjpeg 6b's choice: JFIF, then Adobe's transform flag, then the component ids."""
+        ids = self.frame[2]
+        if len(ids) == 1:
+            return "gray"
+        if self.jfif:
+            return "ycbcr"
+        if self.adobe is not None:
+            if self.adobe not in (0, 1):
+                self.fail(f"Adobe colour transform {self.adobe}, expected 0 (RGB) or 1 (YCbCr)")
+            return "rgb" if self.adobe == 0 else "ycbcr"
+        return "rgb" if ids == [82, 71, 66] else "ycbcr"
+
+    def sos(self, seg, pos):
+        """Record one scan; returns where its entropy-coded data ends."""
+        if self.frame is None:
+            self.fail("a scan (SOS) before the frame header (corrupt file)")
+        height, width, ids, sampling, qids = self.frame
+        if self.plan is None:
+            self.plan = _Plan(self.name, self.data, height, width, self.color_space(), sampling, [])
+        ns = seg[0] if seg else 0
+        if not 1 <= ns <= 4 or len(seg) != 4 + 2 * ns:
+            self.fail(f"SOS segment of length {len(seg) + 2} for {ns} components (corrupt file)")
+        row = np.zeros(hk.S_COLS, np.int64)
+        row[hk.S_NCOMP], row[hk.S_RESTART] = ns, self.restart
+        seen = []
+        for j in range(ns):
+            cid, sel = seg[1 + 2 * j], seg[2 + 2 * j]
+            if cid not in ids or cid in seen:
+                self.fail(f"scan names component id {cid}, the frame has {ids} (corrupt file)")
+            seen.append(cid)
+            c = ids.index(cid)
+            row[hk.S_COMP + j] = c
+            row[hk.S_DC + j] = self.table(True, sel >> 4)
+            row[hk.S_AC + j] = self.table(False, sel & 15)
+            if c not in self.latched:  # libjpeg latches a component's table at its first scan
+                if qids[c] not in self.qt:
+                    self.fail(f"component {c} uses quantization table {qids[c]}, which is not defined")
+                self.latched[c] = self.qt[qids[c]]
+        ss, se, a = seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns]
+        if (ss, se, a) != (0, 63, 0):
+            self.fail(f"baseline scan with spectral selection {ss}..{se}, approximation {a:02X}; expected 0..63, 00")
+        if ns > 1 and sum(sampling[c][0] * sampling[c][1] for c in row[hk.S_COMP:hk.S_COMP + ns]) > hk.MAX_BLOCKS_IN_MCU:
+            self.fail(f"sampling {sampling} puts more than {hk.MAX_BLOCKS_IN_MCU} blocks in an MCU")
+        end = hk.segment_end(np.frombuffer(self.data, np.uint8), pos)
+        if end >= len(self.data):
+            self.fail("the file ends inside the entropy-coded data (truncated file)")
+        row[hk.S_START], row[hk.S_END] = pos, end
+        self.plan.scans.append(row)
+        return end
+
+    def table(self, is_dc: bool, tid: int) -> int:
+        kind = "DC" if is_dc else "AC"
+        if (is_dc, tid) not in self.huff:
+            if self.saw_dht or tid > 1:
+                self.fail(f"scan uses Huffman {kind} table {tid}, which is not defined")
+            self.huff.update(_standard_tables())
+        spec, tid = self.huff[is_dc, tid]
+        return self.tables.add(is_dc, spec, self.name, tid)
+
+
+def _standard_tables():
+    """The Annex K tables keyed like ``_Parser.huff``."""
+    out, pos = {}, 0
+    while pos < len(_STANDARD_DHT):
+        cls, tid = _STANDARD_DHT[pos] >> 4, _STANDARD_DHT[pos] & 15
+        count = sum(_STANDARD_DHT[pos + 1:pos + 17])
+        out[cls == 0, tid] = (_STANDARD_DHT[pos + 1:pos + 17 + count], tid)
+        pos += 17 + count
+    return out
+
+
+def _parse(data: bytes, name: str, tables: _Tables, max_pixels):
+    return _Parser(data, name, tables, max_pixels).run()
+
+
+def _decode(plans, tables: _Tables, bases, nblocks: int, threads):
+    """Run the kernel on ``plans``; ``bases[f][c]`` is the first output block of file f's component c."""
+    offsets = np.cumsum([0] + [len(p.data) for p in plans])
+    data = np.frombuffer(b"".join(p.data for p in plans), np.uint8)
+    files = np.zeros((len(plans), hk.F_COLS), np.int64)
+    scans = []
+    for f, plan in enumerate(plans):
+        row = files[f]
+        row[hk.F_HEIGHT], row[hk.F_WIDTH], row[hk.F_NCOMP] = plan.height, plan.width, len(plan.sampling)
+        for c, ((v, h), (bh, bw)) in enumerate(zip(plan.sampling, plan.grid)):
+            row[hk.F_V + c], row[hk.F_H + c], row[hk.F_BH + c], row[hk.F_BW + c] = v, h, bh, bw
+            row[hk.F_BASE + c] = bases[f][c]
+        row[hk.F_SCAN0], row[hk.F_SCAN1] = len(scans), len(scans) + len(plan.scans)
+        for s in plan.scans:
+            s = s.copy()
+            s[[hk.S_START, hk.S_END]] += offsets[f]
+            scans.append(s)
+    out = np.zeros((nblocks, 64), np.int16)
+    status = np.zeros(len(plans), np.int32)
+    where = np.zeros(len(plans), np.int64)
+    with _threads(threads):
+        hk.decode_many(data, files, np.stack(scans), *tables.arrays(), out, status, where)
+    failed = {int(f): f"{plans[f].name}: {_MESSAGES.get(int(status[f]), f'decoder status {status[f]}')}, "
+                      f"near byte {where[f] - offsets[f]}" for f in np.flatnonzero(status)}
+    return out, failed
+
+
+class _threads:
+    """Run Numba's parallel loops on ``threads`` threads (None: Numba's default) inside the block."""
+
+    def __init__(self, threads):
+        if threads is not None and not (isinstance(threads, int) and 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
+            raise ValueError(f"threads must be an integer in 1..{numba.config.NUMBA_NUM_THREADS} or None, found {threads!r}")
+        self.threads = threads
+
+    def __enter__(self):
+        self.saved = numba.get_num_threads()
+        if self.threads is not None:
+            numba.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.saved)
+        return False
+
+
+def _image(plan, out, bases) -> JpegImage:
+    coefficients = [out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases, plan.grid)]
+    try:
+        return JpegImage(tuple(coefficients), tuple(plan.qtables), tuple(plan.sampling),
+                         plan.height, plan.width, plan.color_space, False)
+    except ValueError as exc:  # e.g. a quantization table holding a zero
+        raise JpegError(f"{plan.name}: {exc}") from exc
+
+
+def _file_major(plans):
+    """Output layout with each file's components one after another; ``(bases, total blocks)``."""
+    bases, total = [], 0
+    for plan in plans:
+        bases.append([])
+        for bh, bw in plan.grid:
+            bases[-1].append(total)
+            total += bh * bw
+    return bases, total
+
+
+def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS) -> JpegImage | None:
+    """Decode one baseline (or extended sequential) Huffman JPEG; None when it is progressive.
+
+    Bit-identical to ``dctnet.read_jpeg`` (jpeglib); raises :class:`~dctnet.JpegError`
+    naming ``name`` for anything unsupported, truncated or corrupt.
+    """
+    tables = _Tables()
+    plan = _parse(bytes(data), name, tables, max_pixels)
+    if plan is None:
+        return None
+    bases, total = _file_major([plan])
+    out, failed = _decode([plan], tables, bases, total, None)
+    if failed:
+        raise JpegError(failed[0])
+    return _image(plan, out, bases[0])
+
+
+def _plan(data, name, tables, max_pixels):
+    """The file's decoding plan; None for files the kernel does not take (progressive, or refused)."""
+    try:
+        return _parse(data, name, tables, max_pixels)
+    except JpegError:
+        return None  # read_jpeg decides: libjpeg may read what this strict parser refuses, or names the fault
+
+
+def _load(sources):
+    """``(bytes, name, what to hand read_jpeg)`` per source."""
+    out = []
+    for source in sources:
+        data, name, path = _source(source)
+        out.append((data, name, path if path is not None else data))
+    return out
+
+
+def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
+    """Read many JPEG files (paths or bytes) into :class:`~dctnet.JpegImage` objects, in order.
+
+    Baseline files are decoded together in one parallel kernel call on ``threads``
+    threads (None: Numba's default); the rest (progressive files, and any file the
+    kernel refuses) go through :func:`dctnet.read_jpeg`, which reads what libjpeg
+    reads cleanly and raises :class:`~dctnet.JpegError` naming the file otherwise.
+    The images of one call share one coefficient buffer (their arrays are views).
+    """
+    loaded = _load(sources)
+    tables = _Tables()
+    plans = [_plan(data, name, tables, max_pixels) for data, name, _ in loaded]
+    index = [i for i, p in enumerate(plans) if p is not None]
+    images = [None] * len(plans)
+    if index:
+        bases, total = _file_major([plans[i] for i in index])
+        out, failed = _decode([plans[i] for i in index], tables, bases, total, threads)
+        for k, i in enumerate(index):
+            if k not in failed:
+                images[i] = _image(plans[i], out, bases[k])
+    return [img if img is not None else read_jpeg(src, max_pixels=max_pixels)
+            for img, (_, _, src) in zip(images, loaded)]
+
+
+def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
+    """Files of one geometry as stacked arrays: ``(coefficients, qtables)``.
+
+    ``coefficients``: per component ``(N, BH_c, BW_c, 64)`` int16 (zigzag);
+    ``qtables``: ``(N, n_components, 64)`` int32. All files must share size,
+    sampling and colour space (a ``ValueError`` names the first that differs).
+    """
+    loaded = _load(sources)
+    if not loaded:
+        raise ValueError("read_stacked needs at least one file")
+    tables = _Tables()
+    plans = [_plan(data, name, tables, max_pixels) for data, name, _ in loaded]
+    others = {i: read_jpeg(src, max_pixels=max_pixels) for i, (p, (_, _, src)) in enumerate(zip(plans, loaded))
+              if p is None}
+    geometry = [p.geometry if p is not None else
+                (others[i].height, others[i].width, others[i].sampling, others[i].color_space)
+                for i, p in enumerate(plans)]
+    for i, g in enumerate(geometry):
+        if g != geometry[0]:
+            raise ValueError(f"read_stacked needs files of one geometry: {loaded[0][1]} is {geometry[0]}, "
+                             f"{loaded[i][1]} is {g} (size, sampling, colour space); use read_jpegs")
+    height, width, sampling, _ = geometry[0]
+    n = len(plans)
+    grid = _grid(height, width, sampling)
+    starts = np.cumsum([0] + [n * bh * bw for bh, bw in grid])  # component-major: each stack contiguous
+    baseline = [i for i, p in enumerate(plans) if p is not None]
+    bases = [[starts[c] + i * bh * bw for c, (bh, bw) in enumerate(grid)] for i in baseline]
+    out, failed = (_decode([plans[i] for i in baseline], tables, bases, int(starts[-1]), threads) if baseline
+                   else (np.zeros((int(starts[-1]), 64), np.int16), {}))
+    for k in failed:  # what the kernel refuses, libjpeg reads or names
+        i = baseline[k]
+        others[i] = read_jpeg(loaded[i][2], max_pixels=max_pixels)
+        plans[i] = None
+    coefficients = tuple(out[starts[c]:starts[c + 1]].reshape(n, bh, bw, 64) for c, (bh, bw) in enumerate(grid))
+    for i, img in others.items():
+        for c, coef in enumerate(img.coefficients):
+            coefficients[c][i] = coef
+    qtables = np.stack([np.stack(p.qtables if p is not None else others[i].qtables)
+                        for i, p in enumerate(plans)]).astype(np.int32)
+    for i in range(n):  # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
+        if qtables[i].min() < 1:
+            raise JpegError(f"{loaded[i][1]}: a quantization table holds a zero")
+    return coefficients, qtables

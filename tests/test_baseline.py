@@ -1,0 +1,318 @@
+"""dctnet.baseline: the Numba baseline-JPEG reader must equal jpeglib's coefficients and tables exactly."""
+
+import io
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dctnet
+from dctnet import JpegError, JpegImage, write_jpeg
+from dctnet.baseline import _STANDARD_DHT, read_baseline, read_jpegs, read_stacked
+
+Image = pytest.importorskip("PIL.Image")
+
+SIZES = [(1, 1), (7, 9), (17, 33), (100, 75), (257, 130)]  # (height, width)
+PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def picture(h, w, channels, seed=0):
+    """Smooth noise with some edges: many coefficient sizes, few clamped pixels."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (h // 5 + 2, w // 5 + 2, channels), dtype=np.uint8)
+    im = Image.fromarray(coarse[..., 0] if channels == 1 else coarse).resize((w, h), Image.BILINEAR)
+    x = np.asarray(im).astype(np.int16)
+    x = x + rng.integers(-20, 21, x.shape)  # texture: long AC runs
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def pillow(h, w, mode="4:2:0", quality=75, **kw):
+    x = picture(h, w, 1 if mode == "gray" else 3, seed=h * 1000 + w)
+    extra = {} if mode == "gray" else {"subsampling": PIL_SUBSAMPLING[mode]}
+    buf = io.BytesIO()
+    Image.fromarray(x).save(buf, "JPEG", quality=quality, **extra, **kw)
+    return buf.getvalue()
+
+
+def read_jpeg(source, **kw):
+    """The reference: libjpeg through jpeglib (read_jpeg itself prefers the reader under test)."""
+    return dctnet.read_jpeg(source, decoder="libjpeg", **kw)
+
+
+def same(img, ref):
+    """Assert two JpegImages carry identical coefficients, tables, sampling, size and colour space."""
+    assert (img.height, img.width, img.sampling, img.color_space) == (ref.height, ref.width, ref.sampling, ref.color_space)
+    assert len(img.coefficients) == len(ref.coefficients)
+    for a, b in zip(img.coefficients, ref.coefficients):
+        assert a.dtype == np.int16 and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(img.qtables, ref.qtables):
+        np.testing.assert_array_equal(a, b)
+
+
+def clean_reference(source):
+    """jpeglib's reading when it succeeds without any libjpeg warning, else None."""
+    try:
+        return read_jpeg(source)
+    except JpegError:
+        return None
+
+
+# ----------------------------------------------------------------------------- generated corpus
+
+@pytest.mark.parametrize("mode", ["gray", "4:4:4", "4:2:2", "4:2:0"])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("quality", [10, 50, 100])
+def test_pillow_files(mode, size, quality):
+    data = pillow(*size, mode, quality)
+    same(read_baseline(data), read_jpeg(data))
+
+
+@pytest.mark.parametrize("mode", ["gray", "4:2:0", "4:4:4"])
+@pytest.mark.parametrize("kw", [{"optimize": True}, {"restart_marker_blocks": 1}, {"restart_marker_blocks": 3},
+                                {"restart_marker_rows": 1}, {"optimize": True, "restart_marker_blocks": 7}])
+def test_optimized_tables_and_restarts(mode, kw):
+    for size in SIZES:
+        data = pillow(*size, mode, 80, **kw)
+        if "restart_marker_blocks" in kw and size == SIZES[-1]:
+            assert b"\xff\xd0" in data  # the option really wrote restart markers
+        same(read_baseline(data), read_jpeg(data))
+
+
+@pytest.mark.parametrize("sampling", [((2, 1), (1, 1), (1, 1)), ((1, 4), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1)),
+                                      ((1, 1), (2, 2), (1, 1)), ((2, 2),), ((1, 1),)])
+@pytest.mark.parametrize("size", SIZES)
+def test_any_sampling(sampling, size, tmp_path):
+    """4:4:0, 4:1:1 and unusual factors, from random coefficients written by libjpeg (jpeglib)."""
+    h, w = size
+    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
+    rng = np.random.default_rng(h * w)
+    coefs = []
+    for v, hf in sampling:
+        shape = (-(-h * v // (8 * vmax)), -(-w * hf // (8 * hmax)), 64)
+        c = rng.laplace(0, 4, shape) * (rng.random(shape) < 0.4) / (1 + np.arange(64) / 8)
+        c[..., 0] = rng.integers(-1000, 1000, shape[:2])
+        coefs.append(np.rint(c).astype(np.int16))
+    qt = tuple(rng.integers(1, 100, 64).astype(np.int32) for _ in sampling)
+    space = "gray" if len(sampling) == 1 else "ycbcr"
+    path = write_jpeg(tmp_path / "x.jpg", JpegImage(tuple(coefs), qt, sampling, h, w, space))
+    ref = read_jpeg(path)
+    same(read_jpegs([path])[0], ref)
+    for a, b in zip(ref.coefficients, coefs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rgb_adobe_and_wide_coefficients(tmp_path):
+    """An RGB file (Adobe transform 0, ids R G B) with the widest values libjpeg writes (11-bit DC step, 10-bit AC)."""
+    img = dctnet.encode_jpeg(picture(17, 33, 3).transpose(2, 0, 1), quality=100, subsampling="4:4:4")
+    coefs = [c.copy() for c in img.coefficients]
+    coefs[0][0, 0, 0], coefs[0][0, 1, 0], coefs[1][0, 0, 5] = 1023, -1023, -1023
+    rgb = JpegImage(tuple(coefs), img.qtables, img.sampling, img.height, img.width, "rgb")
+    path = write_jpeg(tmp_path / "rgb.jpg", rgb)
+    ours = read_baseline(path.read_bytes())
+    assert ours.color_space == "rgb"
+    same(ours, read_jpeg(path))
+
+
+def test_motion_jpeg_frame_uses_standard_tables():
+    """A frame without DHT (as in Motion-JPEG) is decoded with the Annex K tables."""
+    data = pillow(17, 33, "4:2:0", 75)
+    segments = _segments(data)
+    # Pillow writes each Annex K table in its own DHT segment, in the order of _STANDARD_DHT
+    assert b"".join(s[4:] for s in segments if s[1] == 0xC4) == _STANDARD_DHT
+    stripped = b"".join(s for s in segments if s[1] != 0xC4)
+    same(read_baseline(stripped), read_jpeg(data))
+
+
+def _segments(data):
+    """The file cut into marker segments (SOS keeps its entropy-coded data and the rest of the file)."""
+    out, pos = [data[:2]], 2
+    while pos < len(data):
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if data[pos + 1] == 0xDA:
+            out.append(data[pos:])
+            break
+        out.append(data[pos:pos + 2 + length])
+        pos += 2 + length
+    return out
+
+
+def test_progressive_falls_back_to_jpeglib():
+    data = pillow(17, 33, "4:2:0", 75, progressive=True)
+    assert read_baseline(data) is None
+    images = read_jpegs([data, pillow(7, 9, "gray", 50), data])
+    same(images[0], read_jpeg(data))
+    assert images[0].progressive and not images[1].progressive
+    same(images[1], read_jpeg(pillow(7, 9, "gray", 50)))
+
+
+def test_read_stacked_and_threads():
+    files = [pillow(17, 33, "4:2:0", q) for q in (10, 40, 70, 95)] + [pillow(17, 33, "4:2:0", 75, progressive=True)]
+    coefs, qt = read_stacked(files, threads=1)
+    assert [c.shape for c in coefs] == [(5, 3, 5, 64), (5, 2, 3, 64), (5, 2, 3, 64)] and qt.shape == (5, 3, 64)
+    for i, f in enumerate(files):
+        ref = read_jpeg(f)
+        for c in range(3):
+            np.testing.assert_array_equal(coefs[c][i], ref.coefficients[c])
+            np.testing.assert_array_equal(qt[i, c], ref.qtables[c])
+    with pytest.raises(ValueError, match="one geometry"):
+        read_stacked([files[0], pillow(17, 32, "4:2:0", 75)])
+    with pytest.raises(ValueError, match="threads"):
+        read_jpegs(files, threads=0)
+
+
+# ----------------------------------------------------------------------------- real files
+
+def test_cifar10_first_200_test_files():
+    root = os.environ.get("DCTNET_DATA")
+    if not root:
+        pytest.skip("set DCTNET_DATA to the shared data folder")
+    with zipfile.ZipFile(Path(root) / "cifar10-jpeg.zip") as z:
+        names = sorted(n for n in z.namelist() if n.startswith("cifar10/test/") and n.endswith(".jpg"))[:200]
+        blobs = [z.read(n) for n in names]
+    for img, blob in zip(read_jpegs(blobs), blobs):
+        same(img, read_jpeg(blob))
+
+
+def _corpus():
+    root = os.environ.get("DCTNET_DATA")
+    return sorted((Path(root) / "jpeg-corpus").rglob("*.jpg")) if root else []
+
+
+@pytest.mark.skipif(not os.environ.get("DCTNET_DATA"), reason="set DCTNET_DATA to the shared data folder")
+def test_conformance_corpus():
+    """Every file reads as jpeglib reads it (when jpeglib reads it cleanly) or raises JpegError."""
+    refused_clean = []
+    for path in _corpus():
+        ref = clean_reference(path)
+        try:
+            ours = read_jpegs([path])[0]
+        except JpegError as exc:
+            assert path.name in str(exc)
+            if ref is not None:
+                refused_clean.append((path.name, str(exc)))
+            continue
+        if ref is not None:
+            same(ours, ref)
+    assert not refused_clean, refused_clean
+
+
+def test_unsupported_kinds_are_named():
+    root = os.environ.get("DCTNET_DATA")
+    if not root:
+        pytest.skip("set DCTNET_DATA to the shared data folder")
+    turbo = Path(root) / "jpeg-corpus" / "libjpeg-turbo"
+    with pytest.raises(JpegError, match="testimgari.jpg: arithmetic coding"):
+        read_jpegs([turbo / "testimgari.jpg"])
+    with pytest.raises(JpegError, match="monkey12.jpg: 12-bit"):
+        read_jpegs([turbo / "monkey12.jpg"])
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+def _fuzz_cases(n=300, seed=2024):
+    bases = [pillow(17, 33, "4:2:0", 75), pillow(9, 7, "gray", 50, optimize=True),
+             pillow(40, 24, "4:4:4", 90, restart_marker_blocks=2), pillow(16, 16, "4:2:2", 30)]
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        data = bytearray(bases[i % len(bases)])
+        kind = i % 4
+        if kind == 0:  # bit flips
+            for _ in range(rng.integers(1, 4)):
+                pos = rng.integers(2, len(data))
+                data[pos] ^= 1 << rng.integers(0, 8)
+        elif kind == 1:  # truncation
+            data = data[: rng.integers(2, len(data))]
+        elif kind == 2:  # bytes replaced
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(2, len(data))] = rng.choice([0x00, 0xFF, 0xD9, 0xD0, rng.integers(0, 256)])
+        else:  # a run of bytes removed or duplicated
+            a = int(rng.integers(2, len(data) - 1))
+            b = int(min(len(data), a + rng.integers(1, 8)))
+            data = data[:a] + data[b:] if rng.random() < 0.5 else data[:b] + data[a:b] + data[b:]
+        yield bytes(data)
+
+
+def test_fuzzed_files_read_identically_or_raise():
+    """Refusing what jpeglib reads cleanly is allowed for one reason only: a zero run past
+    coefficient 63, which libjpeg 6b silently folds into coefficient 63 (or drops)."""
+    agree = 0
+    refused = []
+    for data in _fuzz_cases():
+        ref = clean_reference(data)
+        try:
+            ours = read_baseline(data, "fuzz.jpg")
+        except JpegError as exc:
+            assert "fuzz.jpg" in str(exc)
+            if ref is not None and "past the 64th coefficient" not in str(exc):
+                refused.append(str(exc))
+            continue
+        if ref is not None:
+            same(ours, ref)
+            agree += 1
+    assert not refused, refused
+    assert agree > 20  # the mutations leave some files valid (e.g. flips in the picture's bits)
+
+
+def _patch(data, offset, new):
+    return data[:offset] + new + data[offset + len(new):]
+
+
+def _find_segment(data, marker):
+    return data.index(bytes([0xFF, marker]))
+
+
+def test_hostile_headers():
+    data = pillow(17, 33, "4:2:0", 75)
+    sof = _find_segment(data, 0xC0)
+    dht = _find_segment(data, 0xC4)
+    cases = {
+        "at most 256": _patch(data, dht + 5, bytes([0x40] * 8)),  # counts summing to > 256
+        "quantization table 3": _patch(data, sof + 2 + 2 + 6 + 2, b"\x03"),  # component 0 -> undefined DQT 3
+        "empty image": _patch(data, sof + 7, b"\x00\x00"),  # width 0
+        "max_pixels": _patch(data, sof + 5, b"\xff\x00\xff\x00"),  # 65280 x 65280
+        "12-bit": _patch(data, sof + 4, b"\x0c"),
+        "arithmetic coding": _patch(data, sof, b"\xff\xc9"),
+        "CMYK": _patch(data, sof + 9, b"\x04"),
+    }
+    for what, bad in cases.items():
+        with pytest.raises(JpegError, match=f"hostile.jpg: .*{what}"):
+            read_baseline(bad, "hostile.jpg")
+
+
+def test_hostile_scans():
+    data = pillow(17, 33, "4:2:0", 75)
+    sos = _find_segment(data, 0xDA)
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    cases = {
+        "ends before the last block": data[: start + 20] + b"\xff\xd9",
+        "truncated": data[: start + 20],
+        "no code of its Huffman table": data[:start] + b"\xff\x00\xff\x00" * 4 + data[start + 8:],
+        "extraneous bytes": data[:-2] + b"\x12\x34\xff\xd9",
+        "truncated file": data[:-2],
+    }
+    for what, bad in cases.items():
+        with pytest.raises(JpegError, match=f"hostile.jpg: .*{what}"):
+            read_baseline(bad, "hostile.jpg")
+
+
+def test_read_jpeg_prefers_the_numba_decoder_and_falls_back_to_libjpeg():
+    """decoder="auto" reads like libjpeg in every case: a fuzz file the kernel refuses but
+    libjpeg reads cleanly comes back from libjpeg, a corrupt one raises either way."""
+    for data in list(_fuzz_cases(n=60, seed=7)) + [pillow(17, 33, "4:2:0", 75)]:
+        ref = clean_reference(data)
+        if ref is None:
+            with pytest.raises(JpegError):
+                dctnet.read_jpeg(data)
+        else:
+            same(dctnet.read_jpeg(data), ref)
+            same(read_jpegs([data, data])[1], ref)
+    progressive = pillow(16, 16, "4:2:0", 75, progressive=True)
+    same(dctnet.read_jpeg(progressive), read_jpeg(progressive))
+    with pytest.raises(JpegError, match="progressive"):
+        dctnet.read_jpeg(progressive, decoder="numba")
+    with pytest.raises(ValueError, match="decoder"):
+        dctnet.read_jpeg(progressive, decoder="turbo")
