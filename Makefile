@@ -15,7 +15,7 @@ $(VENV)/.demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,examples]"
+	$(BIN)/python -m pip install -q -e ".[test,examples,mpi]"
 	touch $@
 
 # The main job: JPEG files as coefficients, a short training run, the model saved,

@@ -1,8 +1,8 @@
 """Convert a pixel-domain model into the equal JPEG-domain model.
 
 Layer by layer (DESIGN.md §3): Conv2d -> DCTConv2d with the same kernel,
-BatchNorm2d -> DCTBatchNorm with the same affine parameters and running
-statistics, ReLU -> ASMReLU, GlobalAvgPool -> DCTGlobalAvgPool, Normalize ->
+BatchNorm2d -> DCTBatchNorm (SyncBatchNorm2d -> SyncDCTBatchNorm) with the same
+affine parameters and running statistics, ReLU -> ASMReLU, GlobalAvgPool -> DCTGlobalAvgPool, Normalize ->
 DCTNormalize. Containers whose forward only composes their children
 (Sequential, ResidualBlock) are copied with converted children; Linear,
 Identity and Flatten act after pooling and are shared as they are.
@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-from . import nn
+from . import distributed, nn
 
 __all__ = ["convert"]
 
@@ -61,6 +61,8 @@ def _convert(module, n, relu, path):
         return _share(new, module)
     if kind is nn.BatchNorm2d:
         return _share(nn.DCTBatchNorm(**module._args), module)
+    if kind is distributed.SyncBatchNorm2d:
+        return _share(distributed.SyncDCTBatchNorm(**module._args), module)
     if kind is nn.ReLU:
         return nn.ASMReLU(n, relu).train(module.training)
     if kind is nn.GlobalAvgPool:

@@ -17,9 +17,28 @@ Every epoch prints loss and accuracy and saves ``<out>/last.h5`` (model,
 optimizer, scheduler and history: ``--resume`` continues from it); the end
 writes ``<out>/model.h5``, ``<out>/history.csv`` and, with matplotlib,
 ``<out>/history.png``.
+
+Data-parallel training on several processes (MPI, through mpi4py)::
+
+    mpiexec -n 2 python -m mpi4py examples/train.py --distributed --dataset mnist --out runs/mnist2
+    mpiexec -n 2 python -m mpi4py examples/train.py --distributed --sync-bn ...  # BN over the global batch
+
+Each process trains on its share of every epoch (``DistributedSampler``) with
+``--batch-size // processes`` images per step, and the gradients are averaged
+before each step, so ``--batch-size`` stays the global batch. Batch norm
+normalizes each process's share unless ``--sync-bn``, which computes the
+statistics over the global batch (one process on the whole batch, exactly).
+Rank 0 prints, evaluates together with the others (each on a share of the
+test set), and alone writes checkpoints and history; ``--resume`` reads the
+checkpoint on rank 0 and broadcasts it, so a run may go on with a different
+number of processes. Run it as ``python -m mpi4py``: then an uncaught
+exception on one rank aborts the whole job instead of leaving the other
+ranks waiting forever in a collective. Give each process its share of the
+cores (e.g. ``OMP_NUM_THREADS=1`` for 2 processes on 2 cores).
 """
 
 import argparse
+import builtins
 import csv
 import json
 import sys
@@ -55,7 +74,13 @@ def parse_args(argv=None):
     p.add_argument("--stop-after", type=int, default=None, metavar="K",
                    help="stop after K epochs of this run (a later --resume goes on)")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: launch with mpiexec -n N python -m mpi4py examples/train.py")
+    p.add_argument("--sync-bn", action="store_true", help="with --distributed: batch norm over the global batch")
+    args = p.parse_args(argv)
+    if args.sync_bn and not args.distributed:
+        p.error("--sync-bn needs --distributed")
+    return args
 
 
 # ----------------------------------------------------------------------------- data
@@ -139,6 +164,14 @@ def evaluate(model, x, y, batch_size=500):
     return loss / len(x), correct / len(x)
 
 
+def evaluate_shared(model, x, y, dist):
+    """:func:`evaluate` on this rank's share of the test set, combined over the ranks."""
+    xs, ys = x[dist.rank()::dist.world_size()], y[dist.rank()::dist.world_size()]
+    loss, acc = evaluate(model, xs, ys) if len(xs) else (0.0, 0.0)
+    total_loss, correct, n = dist.allreduce(np.array([loss * len(xs), round(acc * len(xs)), len(xs)], np.float64))
+    return total_loss / n, correct / n
+
+
 def build(args, in_channels):
     mean, std = STATS["mnist" if args.dataset == "mnist" else "cifar10"]
     model = paper_resnet(in_channels=in_channels, num_classes=10, mean=mean, std=std)
@@ -149,16 +182,41 @@ def build(args, in_channels):
 
 def main(argv=None):
     args = parse_args(argv)
+    dist, main_rank = None, True
+    if args.distributed:
+        from dctnet import distributed as dist
+
+        dist.init()
+        main_rank = dist.is_main()
+        if not main_rank:
+            args.no_progress = True
+    print = builtins.print if main_rank else (lambda *a, **k: None)  # noqa: A001 - rank 0 prints
     args.out.mkdir(parents=True, exist_ok=True)
     show = not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
+    if dist and not main_rank:
+        dist.barrier()  # rank 0 first: it writes the data cache
     xtr, ytr, xte, yte = load_data(args)
+    if dist and main_rank:
+        dist.barrier()
+    if dist:
+        print(f"distributed: {dist.world_size()} processes, {args.batch_size // dist.world_size()} images each per step"
+              f"{', synchronized batch norm' if args.sync_bn else ''}")
     print(f"{args.dataset} ({args.domain} domain): {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, "
           f"loaded in {time.perf_counter() - t0:.1f} s")
 
     last = args.out / "last.h5"
-    if args.resume and last.is_file():
-        model, opt, meta = dctnet.load_checkpoint(last)
+    resume = args.resume and last.is_file()
+    if dist:
+        resume = dist.broadcast_object(resume)  # rank 0's file decides
+    if resume:
+        if main_rank:
+            model, opt, meta = dctnet.load_checkpoint(last)
+        if dist:  # the others rebuild rank 0's model and optimizer; broadcast_parameters fills them below
+            cfg = dist.broadcast_object((model.config(), opt.config(), meta) if main_rank else None)
+            if not main_rank:
+                model = nn.from_config(cfg[0])
+                opt, meta = optim.from_config(cfg[1], model.parameters()), cfg[2]
         sched = optim.CosineAnnealingLR(opt, T_max=meta["epochs"])
         sched.load_state_dict(meta["scheduler"])
         start, history = meta["epoch"] + 1, meta["history"]
@@ -173,25 +231,40 @@ def main(argv=None):
                         weight_decay=args.weight_decay, nesterov=True)
         sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
+    if dist:
+        if args.sync_bn:
+            model = dist.convert_sync_batchnorm(model)  # shares the parameters the optimizer holds
+        dist.broadcast_parameters(model, opt)
+        sampler = dist.DistributedSampler(len(xtr), seed=args.seed)
+    saved = dist.revert_sync_batchnorm(model) if dist and args.sync_bn else model  # files load without MPI
+    batch_size = args.batch_size // dist.world_size() if dist else args.batch_size
+    if dist and batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} is smaller than the {dist.world_size()} processes")
     augment_on = args.dataset != "mnist" and not args.no_augment
 
     stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
     for epoch in range(start, stop):
-        rng = np.random.default_rng([args.seed, epoch])
-        order = rng.permutation(len(xtr))
+        if dist:  # the same permutation on every rank, a disjoint share each; own augmentation draws
+            rng = np.random.default_rng([args.seed, epoch, dist.rank()])
+            order = sampler.indices(epoch)
+        else:
+            rng = np.random.default_rng([args.seed, epoch])
+            order = rng.permutation(len(xtr))
         model.train()
         seen = correct = 0
         total_loss = 0.0
         tic = time.perf_counter()
-        batches = range(0, len(order), args.batch_size)
+        batches = range(0, len(order), batch_size)
         bar = progress(batches, len(batches), f"epoch {epoch + 1}/{epochs}", show)
         for s in bar:
-            idx = order[s:s + args.batch_size]
+            idx = order[s:s + batch_size]
             xb = augment(xtr[idx], rng, args.domain) if augment_on else xtr[idx]
             logits = model(dctnet.Tensor(xb))
             loss = F.cross_entropy(logits, ytr[idx])
             opt.zero_grad()
             loss.backward()
+            if dist:
+                dist.allreduce_gradients(model)
             opt.step()
             seen += len(idx)
             total_loss += float(loss.data) * len(idx)
@@ -200,22 +273,30 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         sched.step()
         seconds = time.perf_counter() - tic
-        test_loss, test_acc = evaluate(model, xte, yte)
+        if dist:
+            seen, total_loss, correct = dist.allreduce(np.array([seen, total_loss, correct], np.float64)).tolist()
+            seen, correct = int(seen), int(correct)
+            test_loss, test_acc = evaluate_shared(model, xte, yte, dist)
+        else:
+            test_loss, test_acc = evaluate(model, xte, yte)
         row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
         history.append(row)
         print(f"epoch {epoch + 1:3d}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.0f} s, {row['img_per_s']:.0f} img/s",
               flush=True)
-        dctnet.save(model, last, optimizer=opt, epoch=epoch, epochs=epochs, history=history,
-                    scheduler=sched.state_dict(), args={k: str(v) for k, v in vars(args).items()})
+        if main_rank:
+            dctnet.save(saved, last, optimizer=opt, epoch=epoch, epochs=epochs, history=history,
+                        scheduler=sched.state_dict(), args={k: str(v) for k, v in vars(args).items()})
 
     if stop < epochs:
         print(f"stopped after epoch {stop} of {epochs}; continue with --resume")
         return history
     model.eval()
+    if not main_rank:
+        return history
     classes = [str(d) for d in range(10)] if args.dataset == "mnist" else list(datasets.CIFAR10_CLASSES)
-    dctnet.save(model, args.out / "model.h5", dataset=args.dataset, domain=args.domain, classes=classes,
+    dctnet.save(saved, args.out / "model.h5", dataset=args.dataset, domain=args.domain, classes=classes,
                 test_accuracy=history[-1]["test_acc"] if history else None)
     write_history(history, args.out)
     if history:
