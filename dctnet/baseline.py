@@ -345,31 +345,106 @@ def _parse(data: bytes, name: str, tables: _Tables, max_pixels):
     return _Parser(data, name, tables, max_pixels).run()
 
 
-def _decode(plans, tables: _Tables, bases, nblocks: int, threads):
-    """Run the kernel on ``plans``; ``bases[f][c]`` is the first output block of file f's component c."""
-    offsets = np.cumsum([0] + [len(p.data) for p in plans])
-    data = np.frombuffer(b"".join(p.data for p in plans), np.uint8)
-    files = np.zeros((len(plans), hk.F_COLS), np.int64)
-    scans = []
-    for f, plan in enumerate(plans):
-        row = files[f]
-        row[hk.F_HEIGHT], row[hk.F_WIDTH], row[hk.F_NCOMP] = plan.height, plan.width, len(plan.sampling)
-        for c, ((v, h), (bh, bw)) in enumerate(zip(plan.sampling, plan.grid)):
-            row[hk.F_V + c], row[hk.F_H + c], row[hk.F_BH + c], row[hk.F_BW + c] = v, h, bh, bw
-            row[hk.F_BASE + c] = bases[f][c]
-        row[hk.F_SCAN0], row[hk.F_SCAN1] = len(scans), len(scans) + len(plan.scans)
-        for s in plan.scans:
-            s = s.copy()
-            s[[hk.S_START, hk.S_END]] += offsets[f]
-            scans.append(s)
-    out = np.zeros((nblocks, 64), np.int16)
-    status = np.zeros(len(plans), np.int32)
-    where = np.zeros(len(plans), np.int64)
-    with _threads(threads):
-        hk.decode_many(data, files, np.stack(scans), *tables.arrays(), out, status, where)
-    failed = {int(f): f"{plans[f].name}: {_MESSAGES.get(int(status[f]), f'decoder status {status[f]}')}, "
-                      f"near byte {where[f] - offsets[f]}" for f in np.flatnonzero(status)}
-    return out, failed
+class _Batch:
+    """The files of one call concatenated, each with its plan, and the kernel's tables for them.
+
+    Files of the plain shape (SOI, marker segments, one scan, EOI: what
+    ``walk_headers`` recognises) whose bytes up to the scan's data are identical
+    share one plan, parsed once: the parser's outcome depends on nothing else, as
+    the scan's own data only decides where it ends. Other files are parsed one by one.
+    ``plans[i]`` is None for files the kernel does not take (progressive, refused:
+    :func:`dctnet.read_jpeg` reads or names them).
+    """
+
+    def __init__(self, blobs, names, max_pixels, parse=None):
+        parse = parse or _plan
+        self.names = names
+        self.tables = _Tables()
+        n = len(blobs)
+        self.offsets = np.zeros(n + 1, np.int64)
+        np.cumsum([len(b) for b in blobs], out=self.offsets[1:])
+        self.data = np.frombuffer(b"".join(blobs), np.uint8)
+        info = np.zeros((n, 3), np.int64)
+        hk.walk_headers(self.data, self.offsets, info)
+        self.span = info[:, :2]  # the first scan's data [start, end) in the file
+        self.unique = []  # the distinct plans (no None)
+        self.shared = []  # per distinct plan: whether it is a header's plan (its files have one scan, at span)
+        templates = {}  # header bytes -> plan id (-1: None)
+        pid = []  # per file: its plan's index in unique, -1 for None
+        last_key, last_id = None, -1
+        for i, blob in enumerate(blobs):
+            if info[i, 2]:
+                size = int(info[i, 0])
+                if last_key is not None and size == len(last_key) and blob.startswith(last_key):
+                    pid.append(last_id)
+                    continue
+                key = blob[:size]
+                if key not in templates:
+                    templates[key] = self._add(parse(blob, names[i], self.tables, max_pixels), True)
+                last_key, last_id = key, templates[key]
+                pid.append(last_id)
+            else:
+                pid.append(self._add(parse(blob, names[i], self.tables, max_pixels), False))
+        self.pid = np.array(pid, np.int64)
+
+    def _add(self, plan, shared):
+        if plan is None:
+            return -1
+        plan.sampling = tuple(tuple(s) for s in plan.sampling)
+        plan.qt = np.stack(plan.qtables)
+        plan.valid = bool(plan.qt.min() >= 1 and plan.qt.max() <= 65535)  # JpegImage's check, once per plan
+        self.unique.append(plan)
+        self.shared.append(shared)
+        return len(self.unique) - 1
+
+    def plan(self, i):
+        return self.unique[self.pid[i]] if self.pid[i] >= 0 else None
+
+    def decode(self, index, bases, nblocks: int, threads):
+        """Run the kernel on the files ``index``; ``bases[k, c]``: first output block of file index[k]'s component c.
+
+        Returns ``(out, {k: message})`` for the files the kernel refused.
+        """
+        offsets = self.offsets
+        index = np.asarray(index, np.int64)
+        m = len(index)
+        table = np.zeros((max(len(self.unique), 1), hk.F_COLS), np.int64)
+        for r, p in enumerate(self.unique):  # one row of file columns per distinct plan
+            row = table[r]
+            row[hk.F_HEIGHT], row[hk.F_WIDTH], row[hk.F_NCOMP] = p.height, p.width, len(p.sampling)
+            for c, ((v, h), (bh, bw)) in enumerate(zip(p.sampling, p.grid)):
+                row[hk.F_V + c], row[hk.F_H + c], row[hk.F_BH + c], row[hk.F_BW + c] = v, h, bh, bw
+        kinds = self.pid[index]
+        files = table[kinds]
+        files[:, hk.F_BASE:hk.F_BASE + bases.shape[1]] = bases
+        shared = np.array(self.shared + [False], bool)[kinds]
+        # files of a header's plan: its one scan, at the span walk_headers found
+        first = np.stack([p.scans[0] for p in self.unique] or [np.zeros(hk.S_COLS, np.int64)])
+        scans = first[kinds[shared]]
+        at = index[shared]
+        scans[:, hk.S_START] = offsets[at] + self.span[at, 0]
+        scans[:, hk.S_END] = offsets[at] + self.span[at, 1]
+        files[shared, hk.F_SCAN0] = np.arange(len(scans))
+        files[shared, hk.F_SCAN1] = np.arange(1, len(scans) + 1)
+        extra = []
+        for k in np.flatnonzero(~shared):  # the others: their own scans, offsets into their file
+            files[k, hk.F_SCAN0] = len(scans) + len(extra)
+            for s in self.unique[kinds[k]].scans:
+                s = s.copy()
+                s[[hk.S_START, hk.S_END]] += offsets[index[k]]
+                extra.append(s)
+            files[k, hk.F_SCAN1] = len(scans) + len(extra)
+        if extra:
+            scans = np.concatenate([scans, np.stack(extra)])
+        out = np.empty((nblocks, 64), np.int16)  # the kernel writes every block of the files it decodes
+        status = np.zeros(m, np.int32)
+        where = np.zeros(m, np.int64)
+        if m:
+            with _threads(threads):
+                hk.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where)
+        failed = {int(k): f"{self.names[index[k]]}: {_MESSAGES.get(int(status[k]), f'decoder status {status[k]}')}, "
+                          f"near byte {where[k] - offsets[index[k]]}" for k in np.flatnonzero(status)}
+        return out, failed
 
 
 class _threads:
@@ -390,24 +465,47 @@ class _threads:
         return False
 
 
-def _image(plan, out, bases) -> JpegImage:
-    coefficients = [out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases, plan.grid)]
+def _new_image(coefficients, qtables, plan) -> JpegImage:
+    """A JpegImage of what the parser and kernel guarantee, without re-checking it (``plan.valid`` must hold)."""
+    img = _NEW(JpegImage)
+    img.__dict__.update(coefficients=coefficients, qtables=qtables, sampling=plan.sampling,
+                        height=plan.height, width=plan.width, color_space=plan.color_space, progressive=False)
+    return img
+
+
+_NEW = object.__new__
+
+
+def _image(plan, name, coefficients, qtables) -> JpegImage:
+    if plan.valid:
+        return _new_image(coefficients, qtables, plan)
     try:
-        return JpegImage(tuple(coefficients), tuple(plan.qtables), tuple(plan.sampling),
-                         plan.height, plan.width, plan.color_space, False)
+        return JpegImage(coefficients, qtables, plan.sampling, plan.height, plan.width, plan.color_space, False)
     except ValueError as exc:  # e.g. a quantization table holding a zero
-        raise JpegError(f"{plan.name}: {exc}") from exc
+        raise JpegError(f"{name}: {exc}") from exc
 
 
-def _file_major(plans):
-    """Output layout with each file's components one after another; ``(bases, total blocks)``."""
-    bases, total = [], 0
-    for plan in plans:
-        bases.append([])
-        for bh, bw in plan.grid:
-            bases[-1].append(total)
-            total += bh * bw
-    return bases, total
+def _layout(batch, index):
+    """Output layout of the files ``index`` (all with plans): files of one geometry side by side,
+    component-major, in order. Returns ``(bases (len(index), 3), total blocks, groups)``, a group
+    being ``(positions in index, per component (first block, BH, BW))``."""
+    geo = {}
+    plan_geo = np.array([geo.setdefault(p.geometry, len(geo)) for p in batch.unique] + [-1], np.int64)
+    grids = {g: p.grid for p in batch.unique for g in [geo[p.geometry]]}
+    gid = plan_geo[batch.pid[np.asarray(index, np.int64)]]
+    bases = np.zeros((len(index), 3), np.int64)
+    total, groups = 0, []
+    for g in range(len(geo)):
+        at = np.flatnonzero(gid == g)
+        if not len(at):
+            continue
+        comps = []
+        for c, (bh, bw) in enumerate(grids[g]):
+            bases[at, c] = total + np.arange(len(at)) * (bh * bw)
+            comps.append((total, bh, bw))
+            total += len(at) * bh * bw
+        groups.append((at, comps))
+    return bases, total, groups
 
 
 def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS) -> JpegImage | None:
@@ -416,15 +514,16 @@ def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS) -> 
     Bit-identical to ``dctnet.read_jpeg`` (jpeglib); raises :class:`~dctnet.JpegError`
     naming ``name`` for anything unsupported, truncated or corrupt.
     """
-    tables = _Tables()
-    plan = _parse(bytes(data), name, tables, max_pixels)
+    batch = _Batch([bytes(data)], [name], max_pixels, parse=_parse)
+    plan = batch.plan(0)
     if plan is None:
         return None
-    bases, total = _file_major([plan])
-    out, failed = _decode([plan], tables, bases, total, None)
+    bases, total, _ = _layout(batch, [0])
+    out, failed = batch.decode([0], bases, total, None)
     if failed:
         raise JpegError(failed[0])
-    return _image(plan, out, bases[0])
+    coefficients = tuple(out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases[0], plan.grid))
+    return _image(plan, name, coefficients, tuple(plan.qt.copy()))
 
 
 def _plan(data, name, tables, max_pixels):
@@ -436,12 +535,19 @@ def _plan(data, name, tables, max_pixels):
 
 
 def _load(sources):
-    """``(bytes, name, what to hand read_jpeg)`` per source."""
-    out = []
+    """``(bytes, names, what to hand read_jpeg)``, lists over the sources."""
+    blobs, names, srcs = [], [], []
     for source in sources:
+        if type(source) is bytes:  # the common case, without _source's dispatch
+            blobs.append(source)
+            names.append("<bytes>")
+            srcs.append(source)
+            continue
         data, name, path = _source(source)
-        out.append((data, name, path if path is not None else data))
-    return out
+        blobs.append(data)
+        names.append(name)
+        srcs.append(path if path is not None else data)
+    return blobs, names, srcs
 
 
 def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
@@ -453,19 +559,31 @@ def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
     reads cleanly and raises :class:`~dctnet.JpegError` naming the file otherwise.
     The images of one call share one coefficient buffer (their arrays are views).
     """
-    loaded = _load(sources)
-    tables = _Tables()
-    plans = [_plan(data, name, tables, max_pixels) for data, name, _ in loaded]
-    index = [i for i, p in enumerate(plans) if p is not None]
-    images = [None] * len(plans)
-    if index:
-        bases, total = _file_major([plans[i] for i in index])
-        out, failed = _decode([plans[i] for i in index], tables, bases, total, threads)
-        for k, i in enumerate(index):
-            if k not in failed:
-                images[i] = _image(plans[i], out, bases[k])
+    _threads(threads)  # check the argument before any work
+    blobs, names, srcs = _load(sources)
+    batch = _Batch(blobs, names, max_pixels)
+    index = np.flatnonzero(batch.pid >= 0)
+    images = [None] * len(blobs)
+    if len(index):
+        bases, total, groups = _layout(batch, index)
+        out, failed = batch.decode(index, bases, total, threads)
+        for at, comps in groups:
+            files = index[at].tolist()
+            stacks = [out[b:b + len(at) * bh * bw].reshape(len(at), bh, bw, 64) for b, bh, bw in comps]
+            ids, inverse = np.unique(batch.pid[index[at]], return_inverse=True)
+            plans = [batch.unique[p] for p in ids]
+            qts = np.stack([p.qt for p in plans])[inverse]  # a copy: each image owns its tables
+            coefs = list(zip(*stacks))
+            tables = list(map(tuple, qts))
+            which = inverse.tolist()
+            for r, (i, k) in enumerate(zip(files, at.tolist())):
+                if k in failed:
+                    continue
+                plan = plans[which[r]]
+                images[i] = (_new_image(coefs[r], tables[r], plan) if plan.valid
+                             else _image(plan, names[i], coefs[r], tables[r]))
     return [img if img is not None else read_jpeg(src, max_pixels=max_pixels)
-            for img, (_, _, src) in zip(images, loaded)]
+            for img, src in zip(images, srcs)]
 
 
 def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
@@ -475,39 +593,47 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
     ``qtables``: ``(N, n_components, 64)`` int32. All files must share size,
     sampling and colour space (a ``ValueError`` names the first that differs).
     """
-    loaded = _load(sources)
-    if not loaded:
+    _threads(threads)
+    blobs, names, srcs = _load(sources)
+    if not blobs:
         raise ValueError("read_stacked needs at least one file")
-    tables = _Tables()
-    plans = [_plan(data, name, tables, max_pixels) for data, name, _ in loaded]
-    others = {i: read_jpeg(src, max_pixels=max_pixels) for i, (p, (_, _, src)) in enumerate(zip(plans, loaded))
-              if p is None}
-    geometry = [p.geometry if p is not None else
-                (others[i].height, others[i].width, others[i].sampling, others[i].color_space)
-                for i, p in enumerate(plans)]
-    for i, g in enumerate(geometry):
-        if g != geometry[0]:
-            raise ValueError(f"read_stacked needs files of one geometry: {loaded[0][1]} is {geometry[0]}, "
-                             f"{loaded[i][1]} is {g} (size, sampling, colour space); use read_jpegs")
-    height, width, sampling, _ = geometry[0]
-    n = len(plans)
+    batch = _Batch(blobs, names, max_pixels)
+    pid = batch.pid
+    others = {int(i): read_jpeg(srcs[i], max_pixels=max_pixels) for i in np.flatnonzero(pid < 0)}
+    kinds = {p.geometry for p in batch.unique} | {
+        (img.height, img.width, img.sampling, img.color_space) for img in others.values()}
+    if len(kinds) > 1:  # name the first file that differs from the first
+        geometry = [batch.plan(i).geometry if pid[i] >= 0 else
+                    (others[i].height, others[i].width, others[i].sampling, others[i].color_space)
+                    for i in range(len(blobs))]
+        for i, g in enumerate(geometry):
+            if g != geometry[0]:
+                raise ValueError(f"read_stacked needs files of one geometry: {names[0]} is {geometry[0]}, "
+                                 f"{names[i]} is {g} (size, sampling, colour space); use read_jpegs")
+    height, width, sampling, _ = kinds.pop()
+    n = len(blobs)
     grid = _grid(height, width, sampling)
     starts = np.cumsum([0] + [n * bh * bw for bh, bw in grid])  # component-major: each stack contiguous
-    baseline = [i for i, p in enumerate(plans) if p is not None]
-    bases = [[starts[c] + i * bh * bw for c, (bh, bw) in enumerate(grid)] for i in baseline]
-    out, failed = (_decode([plans[i] for i in baseline], tables, bases, int(starts[-1]), threads) if baseline
-                   else (np.zeros((int(starts[-1]), 64), np.int16), {}))
+    baseline = np.flatnonzero(pid >= 0)
+    bases = np.zeros((len(baseline), 3), np.int64)
+    for c, (bh, bw) in enumerate(grid):
+        bases[:, c] = starts[c] + baseline * (bh * bw)
+    if len(baseline):
+        out, failed = batch.decode(baseline, bases, int(starts[-1]), threads)
+    else:
+        out, failed = np.zeros((int(starts[-1]), 64), np.int16), {}
     for k in failed:  # what the kernel refuses, libjpeg reads or names
-        i = baseline[k]
-        others[i] = read_jpeg(loaded[i][2], max_pixels=max_pixels)
-        plans[i] = None
+        i = int(baseline[k])
+        others[i] = read_jpeg(srcs[i], max_pixels=max_pixels)
     coefficients = tuple(out[starts[c]:starts[c + 1]].reshape(n, bh, bw, 64) for c, (bh, bw) in enumerate(grid))
+    qtables = np.zeros((n, len(grid), 64), np.int32)
+    if len(baseline):
+        qtables[baseline] = np.stack([p.qt for p in batch.unique])[pid[baseline]]
     for i, img in others.items():
         for c, coef in enumerate(img.coefficients):
             coefficients[c][i] = coef
-    qtables = np.stack([np.stack(p.qtables if p is not None else others[i].qtables)
-                        for i, p in enumerate(plans)]).astype(np.int32)
-    for i in range(n):  # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
-        if qtables[i].min() < 1:
-            raise JpegError(f"{loaded[i][1]}: a quantization table holds a zero")
+        qtables[i] = np.stack(img.qtables)
+    bad = np.flatnonzero(qtables.min(axis=(1, 2)) < 1)
+    if len(bad):  # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
+        raise JpegError(f"{names[bad[0]]}: a quantization table holds a zero")
     return coefficients, qtables

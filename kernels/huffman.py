@@ -23,7 +23,7 @@ OK, PAST_END, BAD_CODE, BAD_RUN, EXTRA_DATA, BAD_RESTART, BAD_LAYOUT = range(7)
 # build_table status codes
 TABLE_OK, TABLE_OVERFULL, TABLE_DC_SYMBOL = range(3)
 
-LOOKAHEAD = 9  # bits resolved by one table look-up; longer codes use the canonical walk
+LOOKAHEAD = 10  # bits resolved by one table look-up; longer codes use the canonical walk
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's D_MAX_BLOCKS_IN_MCU (and the standard's)
 
 # file table columns: image size, component count, per component c (0..2) sampling,
@@ -35,15 +35,22 @@ F_COLS = 20
 S_START, S_END, S_RESTART, S_NCOMP, S_COMP, S_DC, S_AC = 0, 1, 2, 3, 4, 8, 12
 S_COLS = 16
 
+# look-up entries (int32): bits 0-4 how many bits the entry consumes, bit 5 set when the
+# entry also holds the value of the magnitude bits (bits 16-31, signed), bits 8-15 the symbol
+_LEN, _VALUE = 31, 32
+_LMASK = (1 << LOOKAHEAD) - 1
+
 
 @njit(cache=True)
 def build_table(bits, vals, is_dc, look, canon):
     """Derive the decoding tables of one DHT table; returns a ``TABLE_*`` status.
 
     ``bits[l]`` codes of length l (1..16), ``vals`` the symbols. ``look[w]`` for the
-    next 9 bits w is ``length << 8 | symbol`` of the code they start with, or 0 when
-    that code is longer (or absent); ``canon[0, l]`` is the largest code of length
-    l (-1: none) and ``canon[1, l]`` maps such a code to its index in ``vals``.
+    next ``LOOKAHEAD`` bits w is 0 when the code they start with is longer (or absent);
+    else it holds the code's symbol and, when the code and its magnitude bits fit
+    in w, their total length and the signed value they stand for (the ``_VALUE``
+    flag), otherwise the code length alone. ``canon[0, l]`` is the largest code of
+    length l (-1: none) and ``canon[1, l]`` maps such a code to its index in ``vals``.
     Refuses what libjpeg refuses: more than 256 symbols, a length over-subscribed
     or holding the all-ones code, DC symbols over 15.
     """
@@ -70,9 +77,15 @@ def build_table(bits, vals, is_dc, look, canon):
             if l <= LOOKAHEAD:
                 shift = LOOKAHEAD - l
                 for i in range(n):
-                    entry = (l << 8) | vals[p + i]
+                    sym = vals[p + i]
+                    s = sym & 15  # the magnitude bits (a DC symbol is at most 15)
                     for w in range((code + i) << shift, (code + i + 1) << shift):
-                        look[w] = entry
+                        if l + s <= LOOKAHEAD:
+                            v = (w >> (shift - s)) & ((1 << s) - 1)
+                            value = _extend(v, s) if s > 0 else 0
+                            look[w] = (value << 16) | (sym << 8) | _VALUE | (l + s)
+                        else:
+                            look[w] = (sym << 8) | l
             p += n
             code += n
             canon[0, l] = code - 1
@@ -104,61 +117,109 @@ def segment_end(data, pos):
     return n
 
 
-# The bit reader's state br: [bit buffer, bits held, next byte, 1 once a marker or the end is reached].
 @njit(cache=True)
-def _fill(data, end, br):
-    """Top up the bit buffer past 48 bits from ``data[br[2]:end]``, unstuffing, stopping at a marker."""
-    acc = br[0]
-    nbits = br[1]
-    pos = br[2]
-    while nbits <= 48 and br[3] == 0:
-        if pos >= end:
-            br[3] = 1
-            break
+def walk_headers(data, offsets, info):
+    """Find where each file's first scan starts and ends, for files of the plain shape.
+
+    File f is ``data[offsets[f]:offsets[f + 1]]``. ``info[f]`` gets (relative to the
+    file) the end of its first SOS segment, where that scan's entropy-coded data
+    ends, and 1 when the file is SOI, marker segments, one scan, then (after fill
+    bytes) EOI -- else 0, and the file needs the full parser. Only segment lengths
+    are read here; what the segments say is left to the parser.
+    """
+    for f in range(offsets.shape[0] - 1):
+        lo, hi = offsets[f], offsets[f + 1]
+        info[f, 0] = 0
+        info[f, 1] = 0
+        info[f, 2] = 0
+        if not 0 <= lo <= hi <= data.shape[0] or hi - lo < 4 or data[lo] != 0xFF or data[lo + 1] != 0xD8:
+            continue
+        pos = lo + 2
+        sos = -1
+        while pos < hi:
+            if data[pos] != 0xFF:
+                break
+            while pos < hi and data[pos] == 0xFF:
+                pos += 1
+            if pos >= hi:
+                break
+            m = data[pos]
+            pos += 1
+            if (0xD0 <= m <= 0xD7) or m == 0x01:
+                continue
+            if m == 0 or m == 0xD8 or m == 0xD9 or pos + 2 > hi:
+                break
+            length = (np.int64(data[pos]) << 8) | data[pos + 1]
+            if length < 2 or pos + length > hi:
+                break
+            pos += length
+            if m == 0xDA:
+                sos = pos
+                break
+        if sos < 0:
+            continue
+        end = segment_end(data[:hi], sos)
+        if end >= hi:
+            continue
+        q = end
+        while q < hi and data[q] == 0xFF:
+            q += 1
+        if q < hi and data[q] == 0xD9:
+            info[f, 0] = sos - lo
+            info[f, 1] = end - lo
+            info[f, 2] = 1
+
+
+@njit(cache=True, inline="always")
+def _extend(v, s):
+    """The signed value of the ``s``-bit magnitude category code ``v`` (F.2.2.1)."""
+    return v if v >= (1 << (s - 1)) else v - (1 << s) + 1
+
+
+# The bit reader lives in local variables: acc (bit buffer, the low nbits valid), nbits,
+# pos (next byte), lim (where the data ends for the reader: end, or the marker found).
+@njit(cache=True, inline="always")
+def _refill(data, acc, nbits, pos, lim):
+    """Top up the bit buffer past 56 bits, unstuffing; at a marker ``lim`` drops to its FF."""
+    if pos + 8 <= lim:  # the common case: no end check per byte
+        while nbits <= 56:
+            b = data[pos]
+            if b == 0xFF:
+                break  # stuffing or a marker: the careful loop below
+            acc = (acc << 8) | b
+            nbits += 8
+            pos += 1
+    while nbits <= 56 and pos < lim:
         b = data[pos]
         if b == 0xFF:
             q = pos + 1
-            while q < end and data[q] == 0xFF:  # fill bytes
+            while q < lim and data[q] == 0xFF:  # fill bytes
                 q += 1
-            if q < end and data[q] == 0:
+            if q < lim and data[q] == 0:
                 pos = q + 1  # FF 00 stands for a data byte FF
             else:
-                br[3] = 1  # a marker: the data ends where its FF starts
+                lim = pos  # a marker: the data ends where its FF starts
                 break
         else:
             pos += 1
         acc = (acc << 8) | b  # older bits fall off the top; reads mask them out
         nbits += 8
-    br[0] = acc
-    br[1] = nbits
-    br[2] = pos
+    return acc, nbits, pos, lim
 
 
 @njit(cache=True)
-def _bits(data, end, br, n):
-    """The next ``n`` (<= 16) bits as an unsigned number, or -1 when the data runs out."""
-    if br[1] < n:
-        _fill(data, end, br)
-        if br[1] < n:
-            return -1
-    br[1] -= n
-    return (br[0] >> br[1]) & ((1 << n) - 1)
-
-
-@njit(cache=True)
-def _symbol(data, end, br, t, look, canon, vals):
-    """The next Huffman symbol of table ``t``, or minus a status code."""
-    if br[1] < 16:
-        _fill(data, end, br)
-    nbits = br[1]
+def _slow_symbol(acc, nbits, t, look, canon, vals):
+    """``(symbol, code length)`` of a code longer than the look-up (or near the data's end), or (-status, 0)."""
     if nbits >= 16:
-        w = (br[0] >> (nbits - 16)) & 0xFFFF
+        w = (acc >> (nbits - 16)) & 0xFFFF
     else:  # past the data libjpeg reads zeros; using them is caught below
-        w = (br[0] << (16 - nbits)) & 0xFFFF
+        w = (acc << (16 - nbits)) & 0xFFFF
     entry = look[t, w >> (16 - LOOKAHEAD)]
     if entry != 0:
-        length = entry >> 8
-        sym = entry & 0xFF
+        sym = (entry >> 8) & 0xFF
+        length = entry & _LEN
+        if entry & _VALUE:
+            length -= sym & 15
     else:
         length = 0
         sym = 0
@@ -167,95 +228,87 @@ def _symbol(data, end, br, t, look, canon, vals):
             if code <= canon[t, 0, l]:
                 i = canon[t, 1, l] + code
                 if i < 0 or i >= vals.shape[1]:
-                    return -BAD_CODE
+                    return -BAD_CODE, 0
                 length = l
                 sym = vals[t, i]
                 break
         if length == 0:
-            return -PAST_END if nbits < 16 else -BAD_CODE
+            return (-PAST_END if nbits < 16 else -BAD_CODE), 0
     if length > nbits:
-        return -PAST_END
-    br[1] = nbits - length
-    return sym
+        return -PAST_END, 0
+    return sym, length
+
+
+@njit(cache=True, inline="always")
+def _decode(data, acc, nbits, pos, lim, t, look, canon, vals):
+    """The next symbol of table ``t`` and the value of its magnitude bits.
+
+    Returns ``(symbol or -status, value, acc, nbits, pos, lim)``.
+    """
+    if nbits < 16:
+        acc, nbits, pos, lim = _refill(data, acc, nbits, pos, lim)
+    if nbits >= LOOKAHEAD:
+        w = (acc >> (nbits - LOOKAHEAD)) & _LMASK
+    else:
+        w = (acc << (LOOKAHEAD - nbits)) & _LMASK
+    entry = look[t, w]
+    if entry & _VALUE:  # the fast path: code and magnitude in one look-up
+        n = entry & _LEN
+        if n > nbits:
+            return -PAST_END, 0, acc, nbits, pos, lim
+        return (entry >> 8) & 0xFF, entry >> 16, acc, nbits - n, pos, lim
+    if nbits < 32:  # a code and its magnitude bits take at most 16 + 15
+        acc, nbits, pos, lim = _refill(data, acc, nbits, pos, lim)
+        if nbits >= LOOKAHEAD:  # the same leading bits, unless the data was near its end
+            w = (acc >> (nbits - LOOKAHEAD)) & _LMASK
+        else:
+            w = (acc << (LOOKAHEAD - nbits)) & _LMASK
+        entry = look[t, w]
+        if entry & _VALUE:
+            n = entry & _LEN
+            if n > nbits:
+                return -PAST_END, 0, acc, nbits, pos, lim
+            return (entry >> 8) & 0xFF, entry >> 16, acc, nbits - n, pos, lim
+    if entry != 0 and nbits >= 16:
+        sym = (entry >> 8) & 0xFF
+        nbits -= entry & _LEN
+    else:
+        sym, length = _slow_symbol(acc, nbits, t, look, canon, vals)
+        if sym < 0:
+            return sym, 0, acc, nbits, pos, lim
+        nbits -= length
+    s = sym & 15
+    if s == 0:
+        return sym, 0, acc, nbits, pos, lim
+    if s > nbits:
+        return -PAST_END, 0, acc, nbits, pos, lim
+    nbits -= s
+    v = (acc >> nbits) & ((1 << s) - 1)
+    return sym, _extend(v, s), acc, nbits, pos, lim
 
 
 @njit(cache=True)
-def _extend(v, s):
-    """The signed value of the ``s``-bit magnitude category code ``v`` (F.2.2.1)."""
-    return v if v >= (1 << (s - 1)) else v - (1 << s) + 1
-
-
-@njit(cache=True)
-def _block(data, end, br, dc, ac, look, canon, vals, out, b, pred, j):
-    """Decode one block into ``out[b]`` (``b < 0``: a padding block, decoded and dropped)."""
-    s = _symbol(data, end, br, dc, look, canon, vals)
-    if s < 0:
-        return -s
-    if s > 0:
-        v = _bits(data, end, br, s)
-        if v < 0:
-            return PAST_END
-        pred[j] += _extend(v, s)
-    if b >= 0:  # int16 wrap-around, as libjpeg's (JCOEF) cast
-        out[b, 0] = ((pred[j] + 32768) & 0xFFFF) - 32768
-    k = 1
-    while k < 64:
-        rs = _symbol(data, end, br, ac, look, canon, vals)
-        if rs < 0:
-            return -rs
-        r = rs >> 4
-        s = rs & 15
-        if s > 0:
-            k += r
-            if k > 63:  # libjpeg would write past the block's end into coefficient 63
-                return BAD_RUN
-            v = _bits(data, end, br, s)
-            if v < 0:
-                return PAST_END
-            if b >= 0:
-                out[b, k] = _extend(v, s)
-            k += 1
-        elif r == 15:  # ZRL: sixteen zeros
-            k += 16
-            if k > 64:
-                return BAD_RUN
-        else:  # EOB
-            break
-    return OK
-
-
-@njit(cache=True)
-def _segment_done(data, end, br):
+def _segment_done(data, acc, nbits, pos, lim):
     """After a segment's last MCU: no whole data byte may be left (libjpeg warns of extraneous data)."""
-    _fill(data, end, br)
-    return EXTRA_DATA if br[1] >= 8 else OK
+    acc, nbits, pos, lim = _refill(data, acc, nbits, pos, lim)
+    return (EXTRA_DATA if nbits >= 8 else OK), pos
 
 
 @njit(cache=True)
-def _restart(data, end, br, n):
-    """Step over the restart marker RSTn that must come next, and reset the bit reader."""
-    st = _segment_done(data, end, br)
-    if st != OK:
-        return st
-    q = br[2]
+def _restart_at(data, pos, end, n):
+    """Position after the restart marker RSTn that must start at ``pos``, or -1."""
+    q = pos
     while q < end and data[q] == 0xFF:
         q += 1
-    if q >= end or q == br[2] or data[q] != 0xD0 + n:
-        return BAD_RESTART
-    br[0] = 0
-    br[1] = 0
-    br[2] = q + 1
-    br[3] = 0
-    return OK
+    if q >= end or q == pos or data[q] != 0xD0 + n:
+        return -1
+    return q + 1
 
 
 @njit(cache=True)
-def _scan_tail(data, end, br):
+def _tail(data, pos, end):
     """After the scan's last MCU only fill bytes and stray restart markers may precede ``end``."""
-    st = _segment_done(data, end, br)
-    if st != OK:
-        return st
-    q = br[2]
+    q = pos
     while q < end:
         if data[q] != 0xFF:
             return EXTRA_DATA
@@ -294,18 +347,20 @@ def _check_scan(data, file, scan, ntables, nout):
 
 
 @njit(cache=True)
-def decode_scan(data, file, scan, look, canon, vals, out, br):
-    """Decode one scan into ``out``; returns a status code (``br[2]`` says where it stopped)."""
+def decode_scan(data, file, scan, look, canon, vals, out, work):
+    """Decode one scan into ``out``; returns ``(status code, byte offset where it stopped)``.
+
+    ``work``: int64 scratch of at least 24 entries.
+    """
     if not _check_scan(data, file, scan, look.shape[0], out.shape[0]):
-        return BAD_LAYOUT
+        return BAD_LAYOUT, scan[S_START] if 0 <= scan[S_START] <= data.shape[0] else 0
     end = scan[S_END]
-    br[0] = 0
-    br[1] = 0
-    br[2] = scan[S_START]
-    br[3] = 0
     ns = scan[S_NCOMP]
-    v = np.ones(4, np.int64)  # blocks per MCU of each scan component: 1 x 1 unless interleaved
-    h = np.ones(4, np.int64)
+    # per scan component j: blocks per MCU (v x h, 1 x 1 unless interleaved), DC prediction
+    for j in range(4):
+        work[j] = 1
+        work[4 + j] = 1
+        work[8 + j] = 0
     if ns == 1:
         c = scan[S_COMP]
         mcu_rows, mcu_cols = file[F_BH + c], file[F_BW + c]
@@ -316,53 +371,97 @@ def decode_scan(data, file, scan, look, canon, vals, out, br):
             vmax = max(vmax, file[F_V + c])
             hmax = max(hmax, file[F_H + c])
         for j in range(ns):
-            v[j] = file[F_V + scan[S_COMP + j]]
-            h[j] = file[F_H + scan[S_COMP + j]]
+            work[j] = file[F_V + scan[S_COMP + j]]
+            work[4 + j] = file[F_H + scan[S_COMP + j]]
         mcu_rows = -(-file[F_HEIGHT] // (8 * vmax))
         mcu_cols = -(-file[F_WIDTH] // (8 * hmax))
-    pred = np.zeros(4, np.int64)
+    acc = 0
+    nbits = 0
+    pos = scan[S_START]
+    lim = end
     restart = scan[S_RESTART]
-    count = 0
+    left = restart  # MCUs until the next restart marker
+    marker = 0
     for my in range(mcu_rows):
         for mx in range(mcu_cols):
-            if restart > 0 and count > 0 and count % restart == 0:
-                st = _restart(data, end, br, (count // restart - 1) & 7)
-                if st != OK:
-                    return st
-                pred[:] = 0
+            if restart > 0:
+                if left == 0:
+                    st, pos = _segment_done(data, acc, nbits, pos, lim)
+                    if st != OK:
+                        return st, pos
+                    q = _restart_at(data, pos, end, marker)
+                    if q < 0:
+                        return BAD_RESTART, pos
+                    acc, nbits, pos, lim = 0, 0, q, end
+                    marker = (marker + 1) & 7
+                    left = restart
+                    for j in range(4):
+                        work[8 + j] = 0
+                left -= 1
             for j in range(ns):
                 c = scan[S_COMP + j]
+                dc, ac = scan[S_DC + j], scan[S_AC + j]
                 bh, bw, base = file[F_BH + c], file[F_BW + c], file[F_BASE + c]
-                for yy in range(v[j]):
-                    by = my * v[j] + yy
-                    for xx in range(h[j]):
-                        bx = mx * h[j] + xx
+                vj, hj = work[j], work[4 + j]
+                for yy in range(vj):
+                    by = my * vj + yy
+                    for xx in range(hj):
+                        bx = mx * hj + xx
                         b = base + by * bw + bx if by < bh and bx < bw else -1  # MCU padding blocks
-                        st = _block(data, end, br, scan[S_DC + j], scan[S_AC + j], look, canon, vals,
-                                    out, b, pred, j)
-                        if st != OK:
-                            return st
-            count += 1
-    return _scan_tail(data, end, br)
+                        sym, value, acc, nbits, pos, lim = _decode(data, acc, nbits, pos, lim, dc, look, canon, vals)
+                        if sym < 0:
+                            return -sym, pos
+                        pred = work[8 + j] + value
+                        work[8 + j] = pred
+                        if b >= 0:  # int16 wrap-around, as libjpeg's (JCOEF) cast
+                            for z in range(1, 64):  # out need not be zeroed: each block is written once
+                                out[b, z] = 0
+                            out[b, 0] = ((pred + 32768) & 0xFFFF) - 32768
+                        k = 1
+                        while k < 64:
+                            sym, value, acc, nbits, pos, lim = _decode(data, acc, nbits, pos, lim, ac, look, canon,
+                                                                       vals)
+                            if sym < 0:
+                                return -sym, pos
+                            r = sym >> 4
+                            if sym & 15:
+                                k += r
+                                if k > 63:  # libjpeg would write past the block's end into coefficient 63
+                                    return BAD_RUN, pos
+                                if b >= 0:
+                                    out[b, k] = value
+                                k += 1
+                            elif r == 15:  # ZRL: sixteen zeros
+                                k += 16
+                                if k > 64:
+                                    return BAD_RUN, pos
+                            else:  # EOB
+                                break
+    st, pos = _segment_done(data, acc, nbits, pos, lim)
+    if st != OK:
+        return st, pos
+    return _tail(data, pos, end), pos
 
 
 @njit(parallel=True, cache=True)
 def decode_many(data, files, scans, look, canon, vals, out, status, where):
-    """Decode every file (row of ``files``) in parallel into the zeroed ``out`` (blocks, 64) int16.
+    """Decode every file (row of ``files``) in parallel into ``out`` (blocks, 64) int16 (each block of a
+    file decoded in full is written whole; a failed file's blocks are left partly unwritten).
 
     ``status[f]`` gets a status code, ``where[f]`` the byte offset in ``data`` where
     decoding stopped (meaningful when the status is not OK).
     """
     for f in prange(files.shape[0]):
-        br = np.zeros(4, np.int64)
+        work = np.empty(24, np.int64)
         st = OK
+        at = 0
         first, stop = files[f, F_SCAN0], files[f, F_SCAN1]
         if not 0 <= first <= stop <= scans.shape[0]:
             st = BAD_LAYOUT
         else:
             for s in range(first, stop):
-                st = decode_scan(data, files[f], scans[s], look, canon, vals, out, br)
+                st, at = decode_scan(data, files[f], scans[s], look, canon, vals, out, work)
                 if st != OK:
                     break
         status[f] = st
-        where[f] = br[2]
+        where[f] = at

@@ -316,3 +316,65 @@ def test_read_jpeg_prefers_the_numba_decoder_and_falls_back_to_libjpeg():
         dctnet.read_jpeg(progressive, decoder="numba")
     with pytest.raises(ValueError, match="decoder"):
         dctnet.read_jpeg(progressive, decoder="turbo")
+
+
+# ----------------------------------------------------------------------------- batches sharing headers
+
+def test_batch_of_shared_headers_mixed_with_other_files():
+    """Files with identical headers share one parsed plan; files of other shapes (a segment after
+    the scan, progressive, corrupt data, another geometry) in the same call still read as jpeglib."""
+    a = [pillow(17, 33, "4:2:0", 75)] * 2 + [pillow(16, 32, "4:2:0", 75)]
+    same_header = [f for f in a if len(f) == len(a[0])]
+    comment_after = a[2][:-2] + b"\xff\xfe\x00\x05abc" + b"\xff\xd9"  # COM after the scan: the full parser
+    fill_before_eoi = a[0][:-2] + b"\xff\xff\xff\xd9"
+    bad = bytearray(a[0])
+    bad[len(bad) // 2] ^= 0x55  # same header, corrupt entropy-coded data
+    trailing = a[0] + b"junk after EOI"
+    files = [a[0], comment_after, pillow(17, 33, "4:2:0", 75, progressive=True), a[2], bytes(bad),
+             fill_before_eoi, pillow(9, 7, "gray", 50), trailing, a[1], pillow(17, 33, "4:4:4", 30)]
+    images = []
+    for f in files:
+        try:
+            images.append(read_jpeg(f))
+        except JpegError:
+            images.append(None)
+    if images[4] is None:  # the corrupt file raises alone
+        with pytest.raises(JpegError):
+            read_jpegs(files)
+        files[4] = same_header[0]
+        images[4] = read_jpeg(files[4])
+    ours = read_jpegs(files)
+    for img, ref in zip(ours, images):
+        same(img, ref)
+    # each image owns its tables although their files share a header
+    ours[0].qtables[0][0] += 1
+    assert ours[8].qtables[0][0] == images[8].qtables[0][0]
+
+
+def test_read_stacked_files_of_different_headers():
+    files = [pillow(24, 24, "4:2:2", q, optimize=q > 50) for q in (20, 60, 60, 90)]
+    files.append(files[0][:-2] + b"\xff\xfe\x00\x03x\xff\xd9")  # COM after the scan
+    coefs, qt = read_stacked(files, threads=1)
+    for i, f in enumerate(files):
+        ref = read_jpeg(f)
+        for c in range(3):
+            np.testing.assert_array_equal(coefs[c][i], ref.coefficients[c])
+            np.testing.assert_array_equal(qt[i, c], ref.qtables[c])
+    with pytest.raises(ValueError, match="one geometry"):
+        read_stacked(files + [pillow(24, 24, "4:2:0", 60)])
+
+
+def test_hostile_headers_shared_by_many_files():
+    """A header the parser refuses is refused for every file using it, each named."""
+    data = pillow(17, 33, "4:2:0", 75)
+    sof = _find_segment(data, 0xC0)
+    bad = _patch(data, sof + 5, b"\xff\x00\xff\x00")  # 65280 x 65280 pixels
+    with pytest.raises(JpegError, match="max_pixels"):
+        read_jpegs([data, bad, bad])
+    zero_q = bytearray(data)
+    dqt = _find_segment(data, 0xDB)
+    zero_q[dqt + 5] = 0  # a zero quantization step
+    with pytest.raises(JpegError, match="<bytes>"):
+        read_jpegs([data, bytes(zero_q), bytes(zero_q)])
+    with pytest.raises(JpegError, match="<bytes>: a quantization table holds a zero"):
+        read_stacked([data, bytes(zero_q)])
