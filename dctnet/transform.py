@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_array_module, is_cupy_array
+from .backend import get_array_module
 
 __all__ = [
     "ZIGZAG",

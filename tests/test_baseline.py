@@ -2,7 +2,6 @@
 
 import io
 import os
-import warnings
 import zipfile
 from pathlib import Path
 

@@ -6,7 +6,7 @@ import pytest
 import dctnet
 from dctnet import Tensor, gradcheck
 from dctnet.functional.dct_activation import apx_relu, asm_relu, dct_relu
-from naive import ZZ, dct_ref, idct_ref
+from naive import dct_ref, idct_ref
 
 COUNTS = [1, 3, 6, 10, 15, 21, 28, 36, 43, 49, 54, 58, 61, 63, 64]
 

@@ -28,7 +28,7 @@ import functools
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from ..backend import get_array_module
 from ..transform import ZIGZAG, dct_matrix, from_dct, to_dct
 from .conv import conv2d
