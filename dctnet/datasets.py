@@ -441,6 +441,21 @@ class JpegDataset:
     newer) raises ``ValueError`` and is left alone. ``progress=True`` shows a
     tqdm bar when tqdm is installed.
 
+    Under MPI (:func:`dctnet.distributed.init` joined a world of more than one
+    process) a missing or stale ``cache`` is built in parallel, collectively:
+    every rank must create the same data set at the same point. Rank r of
+    ``size`` decodes only its contiguous share ``files[r*N//size:(r+1)*N//size]``
+    into a shard ``<cache name>.shard<r>-of-<size>.h5`` beside the cache (same
+    format attributes, written atomically); rank 0 then writes the cache itself
+    atomically, whose arrays are HDF5 virtual datasets over the shards by
+    relative name (keep the shards beside the cache: the folder may be moved
+    as a whole, but a cache whose shards are missing or replaced raises
+    ``ValueError``); finally every rank loads the cache. Only rank 0 shows the
+    progress bar. A rank that fails (an unreadable file, a full disk) raises
+    while the others wait in a collective: launch with ``mpiexec -n N python
+    -m mpi4py script.py``, where an uncaught exception aborts the whole job
+    instead of leaving the other ranks waiting forever.
+
     Attributes: ``data``, ``labels`` int64 ``(N,)``, ``classes``, ``files``
     (member paths), ``form``, ``split``, ``source``.
 
@@ -464,11 +479,17 @@ class JpegDataset:
                 "source": src.stamp(files), "members": total, "split": split, "form": form,
                 "limit": None if limit is None else int(limit), "classes": classes, "decoder": decoder,
             }, sort_keys=True)
-            parts = _read_cache(Path(cache), fingerprint, len(files)) if cache is not None else None
-            if parts is None:
-                parts = _stack(src, files, str(self.source), form, decoder, progress)
-                if cache is not None:
-                    _write_cache(Path(cache), fingerprint, parts, labels, classes, files)
+            from . import distributed  # lazily: it imports the network modules
+
+            if cache is not None and distributed.world_size() > 1:
+                parts = _parallel_cache(src, Path(cache), fingerprint, files, labels, classes,
+                                        str(self.source), form, decoder, progress, distributed)
+            else:
+                parts = _read_cache(Path(cache), fingerprint, len(files)) if cache is not None else None
+                if parts is None:
+                    parts = _stack(src, files, str(self.source), form, decoder, progress)
+                    if cache is not None:
+                        _write_cache(Path(cache), fingerprint, parts, labels, classes, files)
         finally:
             src.close()
         self.files, self.labels, self.classes = files, labels, classes
@@ -548,6 +569,7 @@ def _read_cache(path: Path, fingerprint: str, n: int):
             )
         if f.attrs.get("fingerprint") != fingerprint:
             return None
+        _check_shards(f, path, fingerprint, fix)
         try:
             parts = [f[name][()] for name in f.attrs["arrays"]]
         except (KeyError, OSError, ValueError) as exc:
@@ -567,8 +589,34 @@ def _array_names(count: int) -> list[str]:
     return ["data"] if count == 1 else [f"component{i}" for i in range(count - 1)] + ["qtables"]
 
 
-def _write_cache(path: Path, fingerprint, parts, labels, classes, files):
-    """Write the cache to a temporary file beside ``path``, then rename it into place."""
+def _check_shards(f, path: Path, fingerprint: str, fix: str):
+    """Raise ValueError unless every source file of ``f``'s virtual datasets is this data set's shard.
+
+    HDF5 reads a missing source as zeros without a word, so a cache built under
+    MPI that lost (or had replaced) its shards must not be read.
+    """
+    sources = set()
+    for name in f.attrs.get("arrays", []):
+        dataset = f.get(name)
+        if dataset is not None and dataset.is_virtual:
+            sources.update(m.file_name for m in dataset.virtual_sources() if m.file_name != ".")
+    if not sources:
+        return
+    h5py = _h5py()
+    for name in sorted(sources):
+        shard = Path(name) if os.path.isabs(name) else path.parent / name
+        try:
+            with h5py.File(shard, "r") as s:
+                ok = s.attrs.get("format") == _CACHE_FORMAT and s.attrs.get("fingerprint") == fingerprint
+        except OSError:
+            raise ValueError(f"cache {path} reads its arrays from the shard {shard}, which is missing or "
+                             f"unreadable; keep the shards beside the cache, or {fix}") from None
+        if not ok:
+            raise ValueError(f"cache {path} reads its arrays from the shard {shard}, which holds other data; {fix}")
+
+
+def _write_atomically(path: Path, fill):
+    """Create an HDF5 file in a temporary file beside ``path``, ``fill(h5file)``, rename it into place."""
     h5py = _h5py()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
@@ -576,22 +624,121 @@ def _write_cache(path: Path, fingerprint, parts, labels, classes, files):
         with h5py.File(tmp, "w-") as f:
             f.attrs["format"] = _CACHE_FORMAT
             f.attrs["version"] = _CACHE_VERSION
-            f.attrs["fingerprint"] = fingerprint
-            names = _array_names(len(parts))
-            f.attrs["arrays"] = names
-            for name, p in zip(names, parts):
-                # Quantized coefficients are mostly zeros: shuffle + gzip level 1 makes the
-                # CIFAR-10 test cache 6x smaller (38 -> 6 MB) and reads 10,000 files in ~0.1 s.
-                f.create_dataset(name, data=p, chunks=(min(len(p), 1024),) + p.shape[1:],
-                                 shuffle=True, compression="gzip", compression_opts=1)
-            # Labels, classes and files are the listing's, kept for readers of the file.
-            f.create_dataset("labels", data=labels)
-            f.create_dataset("classes", data=classes, dtype=h5py.string_dtype())
-            f.create_dataset("files", data=files, dtype=h5py.string_dtype())
+            fill(f)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_arrays(f, names, parts):
+    for name, p in zip(names, parts):
+        # Quantized coefficients are mostly zeros: shuffle + gzip level 1 makes the
+        # CIFAR-10 test cache 6x smaller (38 -> 6 MB) and reads 10,000 files in ~0.1 s.
+        f.create_dataset(name, data=p, chunks=(min(len(p), 1024),) + p.shape[1:],
+                         shuffle=True, compression="gzip", compression_opts=1)
+
+
+def _write_listing(f, labels, classes, files):
+    # Labels, classes and files are the listing's, kept for readers of the file.
+    h5py = _h5py()
+    f.create_dataset("labels", data=labels)
+    f.create_dataset("classes", data=classes, dtype=h5py.string_dtype())
+    f.create_dataset("files", data=files, dtype=h5py.string_dtype())
+
+
+def _write_cache(path: Path, fingerprint, parts, labels, classes, files):
+    """Write the cache to a temporary file beside ``path``, then rename it into place."""
+    def fill(f):
+        f.attrs["fingerprint"] = fingerprint
+        names = _array_names(len(parts))
+        f.attrs["arrays"] = names
+        _write_arrays(f, names, parts)
+        _write_listing(f, labels, classes, files)
+
+    _write_atomically(path, fill)
+
+
+def _shard_path(path: Path, rank: int, size: int) -> Path:
+    return path.with_name(f"{path.name}.shard{rank}-of-{size}.h5")
+
+
+def _parallel_cache(src, path: Path, fingerprint, files, labels, classes, where, form, decoder, progress,
+                    distributed):
+    """The cached arrays, built by every rank of the MPI world when missing or stale (collective)."""
+    rank, size, n = distributed.rank(), distributed.world_size(), len(files)
+    parts = _read_cache(path, fingerprint, n)
+    # Every rank must list the same data set, and all must agree on rebuilding.
+    reference = distributed.broadcast_object((fingerprint, n))
+    votes = distributed.allreduce(np.array([int(reference == (fingerprint, n)), int(parts is None)], np.int64))
+    if int(votes[0]) != size:
+        raise ValueError(f"the ranks list different data sets for the cache {path} (the source, split, form, "
+                         "limit or classes differ); create the same JpegDataset on every rank")
+    if int(votes[1]) == 0:
+        return parts
+    parts = None  # a rank that could read the cache rebuilds it with the others
+    start, stop = rank * n // size, (rank + 1) * n // size
+    shard = _shard_path(path, rank, size)
+    if stop > start:
+        mine = _stack(src, files[start:stop], where, form, decoder, progress and rank == 0)
+
+        def fill_shard(f):
+            f.attrs["fingerprint"] = fingerprint
+            f.attrs["shard"] = np.array([rank, size, start, stop, n], np.int64)
+            names = _array_names(len(mine))
+            f.attrs["arrays"] = names
+            _write_arrays(f, names, mine)
+
+        _write_atomically(shard, fill_shard)
+        del mine
+    distributed.barrier()
+    if rank == 0:
+        _write_virtual_cache(path, fingerprint, labels, classes, files, size, where)
+    distributed.barrier()
+    parts = _read_cache(path, fingerprint, n)
+    if parts is None:
+        raise RuntimeError(f"cache {path} was replaced by other data while the ranks built it; build it again")
+    return parts
+
+
+def _write_virtual_cache(path: Path, fingerprint, labels, classes, files, size, where):
+    """Rank 0: the cache file whose arrays are virtual datasets over the shards beside it."""
+    h5py = _h5py()
+    n = len(files)
+    shards = []  # (relative name, start, stop, [(shape, dtype) per array])
+    for r in range(size):
+        start, stop = r * n // size, (r + 1) * n // size
+        if stop == start:
+            continue
+        shard = _shard_path(path, r, size)
+        with h5py.File(shard, "r") as f:
+            specs = [(f[name].shape, f[name].dtype) for name in f.attrs["arrays"]]
+        shards.append((shard.name, start, stop, specs))
+    first = shards[0]
+    geometry = [(shape[1:], dtype) for shape, dtype in first[3]]
+    for name, start, stop, specs in shards:
+        if [(shape[1:], dtype) for shape, dtype in specs] != geometry:
+            raise ValueError(
+                f"{where}:{files[start]} has array shapes {[s[1:] for s, _ in specs]}, but the first file "
+                f"{files[0]} has {[s for s, _ in geometry]}; the stacked forms need files of one size, "
+                "colour components and chroma subsampling: convert the odd files, or read them one by one "
+                "with dctnet.jpeg.read_jpeg"
+            )
+
+    def fill(f):
+        f.attrs["fingerprint"] = fingerprint
+        names = _array_names(len(first[3]))
+        f.attrs["arrays"] = names
+        for i, name in enumerate(names):
+            shape, dtype = first[3][i]
+            layout = h5py.VirtualLayout(shape=(n,) + tuple(shape[1:]), dtype=dtype)
+            for source, start, stop, specs in shards:
+                # A relative name: HDF5 looks for it beside the cache file, wherever that is.
+                layout[start:stop] = h5py.VirtualSource(source, name, shape=specs[i][0], dtype=dtype)
+            f.create_virtual_dataset(name, layout)
+        _write_listing(f, labels, classes, files)
+
+    _write_atomically(path, fill)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10 tarball

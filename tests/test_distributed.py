@@ -235,3 +235,115 @@ def test_convert_maps_sync_batchnorm_to_its_dct_form():
     kinds = {type(m).__name__ for m in jpeg.modules()}
     assert "SyncDCTBatchNorm" in kinds and not kinds & {"SyncBatchNorm2d", "BatchNorm2d", "DCTBatchNorm"}
     assert [id(p) for p in jpeg.parameters()] == [id(p) for p in model.parameters()]
+
+
+# ----------------------------------------------------------------------------- the dataset cache under MPI
+
+SAMPLE = ROOT / "dctnet" / "data" / "cifar10-sample.zip"
+
+CACHE = """
+import sys
+from pathlib import Path
+import numpy as np
+from dctnet import datasets, distributed as dist
+
+out = sys.argv[1]
+rank, world = dist.init()
+assert world == 2, world
+calls = []
+decode = datasets._decode
+datasets._decode = lambda *args: calls.append(1) or decode(*args)  # counts the files this rank decodes
+sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
+ds = datasets.JpegDataset(sample, "test", "coefficients", cache=f"{out}/cache/c.h5", progress=True)
+np.savez(f"{out}/rank{rank}.npz", *ds.data.components, ds.data.qtables, labels=ds.labels, calls=len(calls))
+"""
+
+
+def _arrays(ds):
+    return [*ds.data.components, ds.data.qtables]
+
+
+def _assert_same(arrays, reference):
+    assert len(arrays) == len(reference)
+    for a, b in zip(arrays, reference):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
+    h5py = pytest.importorskip("h5py")
+    from dctnet import datasets
+
+    proc, _ = _launch(CACHE, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cache = tmp_path / "cache" / "c.h5"
+    shards = [cache.with_name(f"c.h5.shard{r}-of-2.h5") for r in range(2)]
+    assert sorted(p.name for p in cache.parent.iterdir()) == sorted(p.name for p in [cache, *shards])  # no temporaries
+    reference = datasets.JpegDataset(SAMPLE, "test", "coefficients")  # one process, no cache
+    n = len(reference)
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    assert [int(res["calls"]) for res in ranks] == [n // 2, n - n // 2]  # each rank decoded its share only
+    for res in ranks:
+        _assert_same([res[f"arr_{i}"] for i in range(4)], _arrays(reference))
+        np.testing.assert_array_equal(res["labels"], reference.labels)
+    with h5py.File(cache, "r") as f:
+        names = list(f.attrs["arrays"])
+        assert names == ["component0", "component1", "component2", "qtables"]
+        assert all(f[name].is_virtual for name in names) and not f["labels"].is_virtual
+        assert sorted(m.file_name for m in f["qtables"].virtual_sources()) == [p.name for p in shards]  # relative
+    for r, shard in enumerate(shards):
+        with h5py.File(shard, "r") as f:
+            assert f.attrs["format"] == "dctnet.datasets.cache" and len(f["qtables"]) == n // 2
+            assert not f["qtables"].is_virtual
+
+    # Read back here, in one process and without decoding: the arrays of a single-process build.
+    def no_decoding(*args):
+        raise AssertionError("a file was decoded")
+
+    monkeypatch.setattr(datasets, "_decode", no_decoding)
+    cached = datasets.JpegDataset(SAMPLE, "test", "coefficients", cache=cache)
+    _assert_same(_arrays(cached), _arrays(reference))
+    assert (cached.files, cached.classes) == (reference.files, reference.classes)
+    np.testing.assert_array_equal(cached.labels, reference.labels)
+
+    # A second two-process run loads the cache: nothing decoded, nothing rewritten.
+    stamps = [p.stat().st_mtime_ns for p in [cache, *shards]]
+    proc, _ = _launch(CACHE, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p.stat().st_mtime_ns for p in [cache, *shards]] == stamps
+    for r in range(2):
+        res = dict(np.load(tmp_path / f"rank{r}.npz"))
+        assert int(res["calls"]) == 0
+        _assert_same([res[f"arr_{i}"] for i in range(4)], _arrays(reference))
+
+    # The folder moves as a whole (relative shard names); a lost shard is an error, not zeros.
+    moved = tmp_path / "moved"
+    cache.parent.rename(moved)
+    _assert_same(_arrays(datasets.JpegDataset(SAMPLE, "test", "coefficients", cache=moved / "c.h5")),
+                 _arrays(reference))
+    (moved / shards[1].name).unlink()
+    with pytest.raises(ValueError, match="shard"):
+        datasets.JpegDataset(SAMPLE, "test", "coefficients", cache=moved / "c.h5")
+
+
+CACHE_FAIL = """
+import sys
+from pathlib import Path
+from dctnet import datasets, distributed as dist
+
+rank, world = dist.init()
+if rank == 1:
+    def broken(*args):
+        raise RuntimeError("deliberate decoding failure on rank 1")
+    datasets._decode = broken
+sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
+datasets.JpegDataset(sample, "test", "coefficients", cache=f"{sys.argv[1]}/c.h5")
+"""
+
+
+def test_a_failing_rank_ends_the_parallel_cache_build(tmp_path):
+    proc, seconds = _launch(CACHE_FAIL, tmp_path, timeout=60)
+    assert proc.returncode != 0
+    assert "deliberate decoding failure" in proc.stderr + proc.stdout
+    assert seconds < 30, f"the job took {seconds:.1f} s to end"
+    assert not (tmp_path / "c.h5").exists()
