@@ -23,7 +23,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .jpeg import JpegError, JpegImage, JpegWarning, encode_jpeg, read_jpeg, write_jpeg
 from .baseline import read_jpegs, read_stacked
 
-from . import distributed, models, nn, optim, qtables
+from . import distributed, jpegdl, models, nn, optim, qtables
 from .conversion import convert
 from .io import load, load_checkpoint, save
 

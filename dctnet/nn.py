@@ -535,3 +535,12 @@ class DCTNormalize(Normalize):
 
     def forward(self, x):
         return F.dct_normalize(as_tensor(x), self.mean, self.std)
+
+
+def __getattr__(name):
+    # JPEGLayer lives in dctnet.jpegdl (it builds on this module); reachable here too, as nn.JPEGLayer.
+    if name == "JPEGLayer":
+        from .jpegdl import JPEGLayer
+
+        return JPEGLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from .dct_conv import block_dct, block_idct, dct_conv2d, explode_kernel
 from .dct_norm import dct_batch_norm, dct_normalize
 from .dct_pool import dct_global_avg_pool
 from .dct_activation import apx_relu, asm_relu, dct_relu
+from .soft_quant import soft_quantize
 
 __all__ = [
     "conv2d", "linear", "pad", "batch_norm", "relu", "log_softmax",
@@ -32,4 +33,6 @@ __all__ = [
     # JPEG (DCT) domain
     "block_dct", "block_idct", "dct_conv2d", "explode_kernel", "dct_batch_norm",
     "dct_normalize", "dct_global_avg_pool", "asm_relu", "apx_relu", "dct_relu",
+    # JPEG-DL
+    "soft_quantize",
 ]

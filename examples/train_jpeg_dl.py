@@ -1,0 +1,257 @@
+"""Train the paper's residual network behind a learnable JPEG layer (JPEG-DL, Salamah et al., ICLR 2025).
+
+    python examples/train_jpeg_dl.py --dataset cifar10 --epochs 30 --out runs/jpegdl
+    python examples/train_jpeg_dl.py --dataset cifar10 --epochs 30 --no-jpeg --out runs/jpegdl-base  # baseline
+    python examples/train_jpeg_dl.py --dataset sample --epochs 1 --out runs/jpegdl-smoke               # smoke test
+    python examples/train_jpeg_dl.py --dataset cifar10 --out runs/jpegdl --resume                      # go on
+
+The model is ``nn.Sequential(JPEGLayer(...), paper_resnet(...))`` on pixels
+0..255: the layer compresses each image with soft quantization and trainable
+luma/chroma tables, the network classifies the reconstruction. The network is
+trained by SGD (Nesterov momentum, cosine schedule, weight decay) exactly as in
+``examples/train.py``; the layer's tables (and alpha) by their own Adam
+(``--q-lr``, default 3e-3, constant rate, no weight decay). ``--no-jpeg``
+trains the same network without the layer (the baseline). Data loading,
+augmentation (random crops and flips) and seeding are those of
+``examples/train.py`` (imported from it).
+
+Checkpoints: every epoch ``<out>/last.h5`` holds the whole model (tables
+included), the SGD state and, as JSON metadata, the layer's Adam state
+(``layer_optimizer``), the schedule and the history, so ``--resume`` continues
+exactly. For ``dctnet.load_checkpoint`` to rebuild the SGD optimizer on
+``model.parameters()``, the SGD also lists the layer's parameters, in a group
+with learning rate 0 (it never moves them; Adam does). The end writes
+``<out>/model.h5``, ``history.csv``/``history.json`` (and ``history.png``),
+prints the test accuracy and the learned tables (rounded for a real JPEG
+encoder, 8x8 natural order), writes them to ``<out>/qtables.json`` and, with
+matplotlib, heat maps to ``<out>/qtables.png``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train as base  # examples/train.py: data, augmentation, evaluation, history
+
+import dctnet
+from dctnet import functional as F
+from dctnet import nn, optim
+from dctnet.jpegdl import JPEGLayer, tables_from_statistics
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=["cifar10", "mnist", "sample"], default="cifar10")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="the network's SGD learning rate")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--q-lr", type=float, default=3e-3, help="the JPEG layer's Adam learning rate")
+    p.add_argument("--no-jpeg", action="store_true", help="train the network without the JPEG layer (baseline)")
+    p.add_argument("--init", choices=["constant", "quality", "statistics"], default="quality",
+                   help="initial tables: constant --q-init, the IJG tables of --quality, or from the "
+                        "training set's mean |DCT coefficient| (largest luma step --q-max)")
+    p.add_argument("--q-init", type=float, default=8.0)
+    p.add_argument("--quality", type=int, default=50)
+    p.add_argument("--q-max", type=float, default=64.0)
+    p.add_argument("--q-min", type=float, default=1.0)
+    p.add_argument("--alpha", choices=["trainable", "fixed", "hardness"], default="trainable")
+    p.add_argument("--alpha-init", type=float, default=None, help="initial alpha (default: hardness / q^2)")
+    p.add_argument("--hardness", type=float, default=5.0)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--levels", type=int, default=5)
+    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--limit", type=int, default=None, help="train on this many images (a random subset)")
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/jpegdl"))
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.h5")
+    p.add_argument("--stop-after", type=int, default=None, metavar="K",
+                   help="stop after K epochs of this run (a later --resume goes on)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
+    args.relu_frequencies, args.relu = 15, "asm"
+    return args
+
+
+def build(args, xtr):
+    """``(model, layer or None)``: the paper's network, behind a JPEGLayer unless --no-jpeg."""
+    nn.manual_seed(args.seed)
+    net = base.build(args, xtr.shape[1])
+    if args.no_jpeg:
+        return net, None
+    if args.init == "quality":
+        init = (dctnet.quant_table(args.quality, "luma"), dctnet.quant_table(args.quality, "chroma"))
+    elif args.init == "statistics":
+        init = tables_from_statistics(dctnet.qtables.dct_statistics(xtr), q_max=args.q_max, q_min=args.q_min)
+    else:
+        init = "constant"
+    layer = JPEGLayer(init=init, q_init=args.q_init, alpha=args.alpha, alpha_init=args.alpha_init,
+                      hardness=args.hardness, rounds=args.rounds, q_min=args.q_min, levels=args.levels,
+                      bits=args.bits)
+    return nn.Sequential(layer, net), layer
+
+
+def make_optimizers(args, model, layer):
+    """SGD for the network (the layer's parameters ride along at lr 0), Adam for the layer."""
+    if layer is None:
+        sgd = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                        weight_decay=args.weight_decay, nesterov=True)
+        return sgd, None
+    own = {id(p) for p in layer.parameters()}
+    net_params = [p for p in model.parameters() if id(p) not in own]
+    sgd = optim.SGD([{"params": layer.parameters(), "lr": 0.0, "weight_decay": 0.0}, {"params": net_params}],
+                    lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
+    adam = optim.Adam(layer.parameters(), lr=args.q_lr)
+    return sgd, adam
+
+
+def _adam_json(adam):
+    if adam is None:
+        return None
+    state = adam.state_dict()
+    return {"config": state["config"], "state": {k: np.asarray(v).tolist() for k, v in state["state"].items()}}
+
+
+def natural(table):
+    """A zigzag (64,) table as the 8x8 natural-order block."""
+    out = np.empty(64, table.dtype)
+    out[dctnet.ZIGZAG] = table
+    return out.reshape(8, 8)
+
+
+def plot_tables(luma, chroma, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+    for ax, table, title in zip(axes, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
+        block = natural(table)
+        im = ax.imshow(block, cmap="viridis")
+        for (r, c), v in np.ndenumerate(block):
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color="w" if v < block.max() / 2 else "k")
+        ax.set(title=f"learned {title}", xlabel="horizontal frequency", ylabel="vertical frequency")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    show = not args.no_progress and sys.stderr.isatty()
+    t0 = time.perf_counter()
+    xtr, ytr, xte, yte = base.load_data(args)
+    kind = "no JPEG layer (baseline)" if args.no_jpeg else f"JPEG layer ({args.init} init, alpha {args.alpha})"
+    print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
+          f"{time.perf_counter() - t0:.1f} s; {kind}")
+
+    last = args.out / "last.h5"
+    if args.resume and last.is_file():
+        model, sgd, meta = dctnet.load_checkpoint(last)
+        layer = model[0] if isinstance(model, nn.Sequential) and isinstance(model[0], JPEGLayer) else None
+        adam = None
+        if layer is not None:
+            saved = meta.get("layer_optimizer")
+            adam = optim.Adam(layer.parameters(), lr=args.q_lr)
+            if saved is not None:
+                adam.load_state_dict({"config": saved["config"],
+                                      "state": {k: np.asarray(v) for k, v in saved["state"].items()}})
+        sched = optim.CosineAnnealingLR(sgd, T_max=meta["epochs"])
+        sched.load_state_dict(meta["scheduler"])
+        start, history, epochs = meta["epoch"] + 1, meta["history"], meta["epochs"]
+        print(f"resumed from {last} after epoch {start} of {epochs}")
+    else:
+        if args.resume:
+            print(f"no checkpoint at {last}: starting afresh")
+        model, layer = build(args, xtr)
+        sgd, adam = make_optimizers(args, model, layer)
+        sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
+        start, history, epochs = 0, [], args.epochs
+    augment_on = args.dataset != "mnist" and not args.no_augment
+
+    stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
+    for epoch in range(start, stop):
+        rng = np.random.default_rng([args.seed, epoch])
+        order = rng.permutation(len(xtr))
+        model.train()
+        seen = correct = 0
+        total_loss = 0.0
+        tic = time.perf_counter()
+        batches = range(0, len(order), args.batch_size)
+        bar = base.progress(batches, len(batches), f"epoch {epoch + 1}/{epochs}", show)
+        for s in bar:
+            idx = order[s:s + args.batch_size]
+            xb = base.augment(xtr[idx], rng, "pixel") if augment_on else xtr[idx]
+            logits = model(dctnet.Tensor(xb))
+            loss = F.cross_entropy(logits, ytr[idx])
+            sgd.zero_grad()
+            if adam is not None:
+                adam.zero_grad()
+            loss.backward()
+            sgd.step()
+            if adam is not None:
+                adam.step()
+            seen += len(idx)
+            total_loss += float(loss.data) * len(idx)
+            correct += int((logits.data.argmax(axis=1) == ytr[idx]).sum())
+            if show:
+                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        sched.step()
+        seconds = time.perf_counter() - tic
+        test_loss, test_acc = base.evaluate(model, xte, yte)
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
+               "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
+        if layer is not None:
+            row["q_luma_mean"] = float(layer.q_luma.data.mean())
+            row["q_chroma_mean"] = float(layer.q_chroma.data.mean())
+        history.append(row)
+        tables = f" | mean Q luma {row['q_luma_mean']:.2f} chroma {row['q_chroma_mean']:.2f}" if layer else ""
+        print(f"epoch {epoch + 1:3d}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.0f} s, {row['img_per_s']:.0f} img/s{tables}",
+              flush=True)
+        dctnet.save(model, last, optimizer=sgd, epoch=epoch, epochs=epochs, history=history,
+                    scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam),
+                    args={k: str(v) for k, v in vars(args).items()})
+
+    if stop < epochs:
+        print(f"stopped after epoch {stop} of {epochs}; continue with --resume")
+        return history
+    model.eval()
+    meta = {"dataset": args.dataset, "jpeg_layer": layer is not None,
+            "test_accuracy": history[-1]["test_acc"] if history else None}
+    if layer is not None:
+        luma, chroma = layer.export_qtables()
+        meta["qtables"] = {"luma": luma.tolist(), "chroma": chroma.tolist()}
+    dctnet.save(model, args.out / "model.h5", **meta)
+    base.write_history(history, args.out)
+    if history:
+        print(f"final test accuracy {history[-1]['test_acc']:.4f} ({args.dataset}, {kind}); "
+              f"model in {args.out / 'model.h5'}")
+    if layer is not None:
+        (args.out / "qtables.json").write_text(json.dumps(meta["qtables"], indent=1))
+        with np.printoptions(linewidth=120):
+            print("learned luma table (8x8, natural order; zigzag in qtables.json):")
+            print(natural(luma))
+            print("learned chroma table:")
+            print(natural(chroma))
+        if plot_tables(luma, chroma, args.out / "qtables.png"):
+            print(f"heat maps in {args.out / 'qtables.png'}")
+    return history
+
+
+if __name__ == "__main__":
+    main()
