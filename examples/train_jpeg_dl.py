@@ -4,6 +4,7 @@
     python examples/train_jpeg_dl.py --dataset cifar10 --epochs 30 --no-jpeg --out runs/jpegdl-base  # baseline
     python examples/train_jpeg_dl.py --dataset sample --epochs 1 --out runs/jpegdl-smoke               # smoke test
     python examples/train_jpeg_dl.py --dataset cifar10 --out runs/jpegdl --resume                      # go on
+    OMP_NUM_THREADS=1 mpiexec -n 2 python -m mpi4py examples/train_jpeg_dl.py --distributed --dataset cifar10
 
 The model is ``nn.Sequential(JPEGLayer(...), paper_resnet(...))`` on pixels
 0..255: the layer compresses each image with soft quantization and trainable
@@ -25,9 +26,16 @@ with learning rate 0 (it never moves them; Adam does). The end writes
 prints the test accuracy and the learned tables (rounded for a real JPEG
 encoder, 8x8 natural order), writes them to ``<out>/qtables.json`` and, with
 matplotlib, heat maps to ``<out>/qtables.png``.
+
+``--distributed`` trains data-parallel over MPI as ``examples/train.py`` does
+(each rank its share of every epoch, ``--batch-size`` the global batch,
+gradients of the network and the tables averaged before each step, output and
+files on rank 0; ``--resume`` reads the checkpoint on every rank, so ``--out``
+must be on a file system all ranks see).
 """
 
 import argparse
+import builtins
 import json
 import sys
 import time
@@ -75,6 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--stop-after", type=int, default=None, metavar="K",
                    help="stop after K epochs of this run (a later --resume goes on)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: mpiexec -n N python -m mpi4py examples/train_jpeg_dl.py --distributed")
     args = p.parse_args(argv)
     args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
     args.relu_frequencies, args.relu = 15, "asm"
@@ -151,10 +161,21 @@ def plot_tables(luma, chroma, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    dist, main_rank = None, True
+    if args.distributed:
+        from dctnet import distributed as dist
+
+        dist.init()
+        main_rank = dist.is_main()
+    print = builtins.print if main_rank else (lambda *a, **k: None)  # noqa: A001 - rank 0 prints
     args.out.mkdir(parents=True, exist_ok=True)
-    show = not args.no_progress and sys.stderr.isatty()
+    show = main_rank and not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
+    if dist and not main_rank:
+        dist.barrier()  # rank 0 first: it writes the data cache
     xtr, ytr, xte, yte = base.load_data(args)
+    if dist and main_rank:
+        dist.barrier()
     kind = "no JPEG layer (baseline)" if args.no_jpeg else f"JPEG layer ({args.init} init, alpha {args.alpha})"
     print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
           f"{time.perf_counter() - t0:.1f} s; {kind}")
@@ -182,19 +203,30 @@ def main(argv=None):
         sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
     augment_on = args.dataset != "mnist" and not args.no_augment
+    batch_size = args.batch_size
+    if dist:  # same start on every rank, whatever each built or read
+        dist.broadcast_parameters(model, sgd)
+        if adam is not None:
+            dist.broadcast_parameters(layer, adam)
+        sampler = dist.DistributedSampler(len(xtr), seed=args.seed)
+        batch_size = max(1, args.batch_size // dist.world_size())
 
     stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
     for epoch in range(start, stop):
-        rng = np.random.default_rng([args.seed, epoch])
-        order = rng.permutation(len(xtr))
+        if dist:  # one permutation shared by the ranks, a disjoint share each; own augmentation draws
+            rng = np.random.default_rng([args.seed, epoch, dist.rank()])
+            order = sampler.indices(epoch)
+        else:
+            rng = np.random.default_rng([args.seed, epoch])
+            order = rng.permutation(len(xtr))
         model.train()
         seen = correct = 0
         total_loss = 0.0
         tic = time.perf_counter()
-        batches = range(0, len(order), args.batch_size)
+        batches = range(0, len(order), batch_size)
         bar = base.progress(batches, len(batches), f"epoch {epoch + 1}/{epochs}", show)
         for s in bar:
-            idx = order[s:s + args.batch_size]
+            idx = order[s:s + batch_size]
             xb = base.augment(xtr[idx], rng, "pixel") if augment_on else xtr[idx]
             logits = model(dctnet.Tensor(xb))
             loss = F.cross_entropy(logits, ytr[idx])
@@ -202,6 +234,8 @@ def main(argv=None):
             if adam is not None:
                 adam.zero_grad()
             loss.backward()
+            if dist:
+                dist.allreduce_gradients(model)  # the layer's tables are parameters of the model too
             sgd.step()
             if adam is not None:
                 adam.step()
@@ -212,7 +246,11 @@ def main(argv=None):
                 bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         sched.step()
         seconds = time.perf_counter() - tic
-        test_loss, test_acc = base.evaluate(model, xte, yte)
+        if dist:
+            seen, total_loss, correct = dist.allreduce(np.array([seen, total_loss, correct], np.float64)).tolist()
+            test_loss, test_acc = base.evaluate_shared(model, xte, yte, dist)
+        else:
+            test_loss, test_acc = base.evaluate(model, xte, yte)
         row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
         if layer is not None:
@@ -223,12 +261,17 @@ def main(argv=None):
         print(f"epoch {epoch + 1:3d}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
               f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.0f} s, {row['img_per_s']:.0f} img/s{tables}",
               flush=True)
-        dctnet.save(model, last, optimizer=sgd, epoch=epoch, epochs=epochs, history=history,
-                    scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam),
-                    args={k: str(v) for k, v in vars(args).items()})
+        if main_rank:
+            dctnet.save(model, last, optimizer=sgd, epoch=epoch, epochs=epochs, history=history,
+                        scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam),
+                        args={k: str(v) for k, v in vars(args).items()})
 
+    if dist:
+        dist.barrier()  # rank 0's last checkpoint is on disk before anyone goes on
     if stop < epochs:
         print(f"stopped after epoch {stop} of {epochs}; continue with --resume")
+        return history
+    if not main_rank:
         return history
     model.eval()
     meta = {"dataset": args.dataset, "jpeg_layer": layer is not None,

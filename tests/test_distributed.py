@@ -347,3 +347,23 @@ def test_a_failing_rank_ends_the_parallel_cache_build(tmp_path):
     assert "deliberate decoding failure" in proc.stderr + proc.stdout
     assert seconds < 30, f"the job took {seconds:.1f} s to end"
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_training_scripts_run_distributed(tmp_path):
+    """train.py (JPEG domain, synchronized BN) and train_jpeg_dl.py on 2 processes: one set of files, loadable."""
+    proc, _ = _launch("""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, "examples")
+        import train, train_jpeg_dl
+        out = Path(sys.argv[1])
+        common = ["--distributed", "--dataset", "sample", "--epochs", "1", "--batch-size", "50", "--no-progress"]
+        train.main(common + ["--domain", "jpeg", "--sync-bn", "--out", str(out / "jpeg")])
+        train_jpeg_dl.main(common + ["--out", str(out / "jpegdl")])
+    """, tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("final test accuracy") == 2  # rank 0 alone prints
+    for name in ("jpeg", "jpegdl"):
+        model = dctnet.load(tmp_path / name / "model.h5")
+        assert model.parameters() and (tmp_path / name / "history.csv").is_file()
+    assert dctnet.load_checkpoint(tmp_path / "jpegdl" / "model.h5").metadata["qtables"]["luma"]
