@@ -15,12 +15,13 @@ Whatever libjpeg would only warn about (truncated or corrupt data) is a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from .jpeg import _SOF_NAMES, MAX_PIXELS, JpegError, JpegImage, _blocks, _source, read_jpeg
+from .jpeg import _SOF_NAMES, MAX_PIXELS, JpegError, JpegImage, JpegWarning, _blocks, _source, read_jpeg
 from .kernels import huffman as hk
 
 __all__ = ["read_baseline", "read_jpegs", "read_stacked"]
@@ -400,10 +401,11 @@ class _Batch:
     def plan(self, i):
         return self.unique[self.pid[i]] if self.pid[i] >= 0 else None
 
-    def decode(self, index, bases, nblocks: int, threads):
+    def decode(self, index, bases, nblocks: int, threads, lenient=False):
         """Run the kernel on the files ``index``; ``bases[k, c]``: first output block of file index[k]'s component c.
 
-        Returns ``(out, {k: message})`` for the files the kernel refused.
+        Returns ``(out, {k: message})`` for the files the kernel refused; with ``lenient``
+        (see ``hk.decode_scan``) also ``{k: message}`` for the files it read leniently.
         """
         offsets = self.offsets
         index = np.asarray(index, np.int64)
@@ -439,12 +441,23 @@ class _Batch:
         out = np.empty((nblocks, 64), np.int16)  # the kernel writes every block of the files it decodes
         status = np.zeros(m, np.int32)
         where = np.zeros(m, np.int64)
+        skipped = np.zeros((m if lenient else 0, 3), np.int64)
         if m:
             with _threads(threads):
-                hk.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where)
+                hk.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where, skipped, lenient)
         failed = {int(k): f"{self.names[index[k]]}: {_MESSAGES.get(int(status[k]), f'decoder status {status[k]}')}, "
                           f"near byte {where[k] - offsets[index[k]]}" for k in np.flatnonzero(status)}
-        return out, failed
+        if not lenient:
+            return out, failed
+        notes = {}
+        for k in np.flatnonzero(skipped[:, 0] + skipped[:, 1]):
+            size, resyncs, first = (int(v) for v in skipped[k])
+            what = [f"skipped {size} extraneous bytes before markers in the entropy-coded data "
+                    f"(the first near byte {first - offsets[index[k]]})"] if size else []
+            if resyncs:
+                what.append(f"resynchronized at {resyncs} missing or misnumbered restart markers")
+            notes[int(k)] = f"{self.names[index[k]]}: corrupt JPEG data: {'; '.join(what)}, as libjpeg does"
+        return out, failed, notes
 
 
 class _threads:
@@ -508,18 +521,28 @@ def _layout(batch, index):
     return bases, total, groups
 
 
-def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS) -> JpegImage | None:
+def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS, strict: bool = True,
+                  _stacklevel: int = 2) -> JpegImage | None:
     """Decode one baseline (or extended sequential) Huffman JPEG; None when it is progressive.
 
     Bit-identical to ``dctnet.read_jpeg`` (jpeglib); raises :class:`~dctnet.JpegError`
-    naming ``name`` for anything unsupported, truncated or corrupt.
+    naming ``name`` for anything unsupported, truncated or corrupt. With
+    ``strict=False`` extraneous bytes before a marker inside a scan are skipped and
+    missing or misnumbered restart markers resynchronized as libjpeg does (a lost
+    segment reads as zero blocks), with a :class:`~dctnet.JpegWarning` saying what
+    was skipped; other faults still raise.
     """
     batch = _Batch([bytes(data)], [name], max_pixels, parse=_parse)
     plan = batch.plan(0)
     if plan is None:
         return None
     bases, total, _ = _layout(batch, [0])
-    out, failed = batch.decode([0], bases, total, None)
+    if strict:
+        out, failed = batch.decode([0], bases, total, None)
+    else:
+        out, failed, notes = batch.decode([0], bases, total, None, lenient=True)
+        if notes and not failed:
+            warnings.warn(notes[0], JpegWarning, stacklevel=_stacklevel)
     if failed:
         raise JpegError(failed[0])
     coefficients = tuple(out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases[0], plan.grid))

@@ -404,22 +404,40 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         try:
             image = read_baseline(data, name, max_pixels)
         except JpegError:
-            if decoder == "numba":
+            if decoder == "numba" and strict:
                 raise
             image = None  # libjpeg decides: it reads what this strict reader refuses, or names the fault
+            if decoder == "numba":  # strict=False: the Numba reader's lenient mode, or its error
+                return read_baseline(data, name, max_pixels, strict=False, _stacklevel=3)
         if image is not None:
             return image
         if decoder == "numba":
             raise JpegError(f"{name}: progressive JPEG: the Numba decoder reads baseline files only; use decoder='auto'")
-    if path is not None:
-        return _read(str(path), name, strict)
-    fd, tmp = tempfile.mkstemp(suffix=".jpg")  # libjpeg reads from a file
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return _read(tmp, name, strict)
-    finally:
-        os.unlink(tmp)
+        if path is not None:
+            return _read(str(path), name, strict)
+        fd, tmp = tempfile.mkstemp(suffix=".jpg")  # libjpeg reads from a file
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return _read(tmp, name, strict)
+        finally:
+            os.unlink(tmp)
+    except JpegError as exc:
+        # strict=False: libjpeg's recovery is the reference, so it goes first; what it cannot read at
+        # all (e.g. a Motion-JPEG frame without Huffman tables, which libjpeg 6b refuses) the Numba
+        # reader's lenient mode may still read (it warns); else libjpeg's error stands
+        if strict or decoder != "auto":
+            raise
+        from .baseline import read_baseline
+
+        try:
+            image = read_baseline(data, name, max_pixels, strict=False, _stacklevel=3)
+        except JpegError:
+            image = None
+        if image is None:
+            raise exc
+        return image
 
 
 def _read(path: str, name: str, strict: bool) -> JpegImage:

@@ -322,6 +322,72 @@ def _tail(data, pos, end):
 
 
 @njit(cache=True)
+def _find_marker(data, pos, end):
+    """libjpeg's ``next_marker`` from ``pos``: ``(marker code, its FF, after it, bytes skipped)``.
+
+    Bytes other than a marker (data, stuffed FF 00 pairs) are skipped and counted;
+    the scan's own end marker (at ``end``) or the end of the data read as code 0xD9.
+    """
+    q = pos
+    skipped = 0
+    n = data.shape[0]
+    while q < end:
+        if data[q] != 0xFF:
+            q += 1
+            skipped += 1
+            continue
+        r = q + 1
+        while r < n and data[r] == 0xFF:
+            r += 1
+        if r < n and data[r] != 0:
+            return np.int64(data[r]), q, r + 1, skipped
+        skipped += 2
+        q = r + 1
+    return np.int64(0xD9), end, end, skipped
+
+
+@njit(cache=True)
+def _resync(data, pos, end, desired, work):
+    """Lenient restart: skip to the next marker and resynchronize as libjpeg's
+    ``jpeg_resync_to_restart`` does. Returns ``(where the next segment's data starts, empty)``:
+    ``empty`` when the marker found is left for a later restart (the segment reads as empty)."""
+    m, at, after, skipped = _find_marker(data, pos, end)
+    _note(work, skipped, pos)
+    if m == 0xD0 + desired:
+        return after, False
+    work[13] += 1
+    while True:
+        if m < 0xC0:
+            action = 2  # not a valid marker: look further
+        elif not 0xD0 <= m <= 0xD7:
+            action = 3  # a valid marker other than RSTn: stop before it
+        elif m == 0xD0 + ((desired + 1) & 7) or m == 0xD0 + ((desired + 2) & 7):
+            action = 3  # one of the next two restarts: this segment is lost
+        elif m == 0xD0 + ((desired - 1) & 7) or m == 0xD0 + ((desired - 2) & 7):
+            action = 2  # an earlier restart: look further
+        else:
+            action = 1  # the desired one, or too far away to tell: take it
+        if action == 1:
+            return after, False
+        if action == 3:
+            return at, True
+        if after >= end:
+            return end, True
+        p = after
+        m, at, after, skipped = _find_marker(data, p, end)
+        _note(work, skipped, p)
+
+
+@njit(cache=True)
+def _note(work, skipped, pos):
+    """Lenient mode's tally in ``work``: [12] bytes skipped, [13] resynchronizations, [14] first skip."""
+    if skipped > 0:
+        work[12] += skipped
+        if work[14] < 0:
+            work[14] = pos
+
+
+@njit(cache=True)
 def _check_scan(data, file, scan, ntables, nout):
     """Whether a scan row and its file row only point inside the data, tables and output."""
     nc = file[F_NCOMP]
@@ -347,10 +413,12 @@ def _check_scan(data, file, scan, ntables, nout):
 
 
 @njit(cache=True)
-def decode_scan(data, file, scan, look, canon, vals, out, work):
+def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
     """Decode one scan into ``out``; returns ``(status code, byte offset where it stopped)``.
 
-    ``work``: int64 scratch of at least 24 entries.
+    ``work``: int64 scratch of at least 24 entries. ``lenient``: extraneous bytes
+    before a marker are skipped and restart markers resynchronized as libjpeg does
+    (tallied in ``work[12:15]``, see ``_note``) instead of stopping with an error.
     """
     if not _check_scan(data, file, scan, look.shape[0], out.shape[0]):
         return BAD_LAYOUT, scan[S_START] if 0 <= scan[S_START] <= data.shape[0] else 0
@@ -382,16 +450,26 @@ def decode_scan(data, file, scan, look, canon, vals, out, work):
     restart = scan[S_RESTART]
     left = restart  # MCUs until the next restart marker
     marker = 0
+    empty = False  # lenient mode: a segment lost to resynchronization (its blocks are zeros)
     for my in range(mcu_rows):
         for mx in range(mcu_cols):
             if restart > 0:
                 if left == 0:
-                    st, pos = _segment_done(data, acc, nbits, pos, lim)
-                    if st != OK:
-                        return st, pos
-                    q = _restart_at(data, pos, end, marker)
-                    if q < 0:
-                        return BAD_RESTART, pos
+                    if lenient:
+                        if empty:  # the marker that emptied the last segment is still unread
+                            q, empty = _resync(data, pos, end, marker, work)
+                        else:
+                            work[12] += nbits >> 3  # whole bytes left in the bit buffer: discarded
+                            if nbits >= 8 and work[14] < 0:
+                                work[14] = pos
+                            q, empty = _resync(data, pos, end, marker, work)
+                    else:
+                        st, pos = _segment_done(data, acc, nbits, pos, lim)
+                        if st != OK:
+                            return st, pos
+                        q = _restart_at(data, pos, end, marker)
+                        if q < 0:
+                            return BAD_RESTART, pos
                     acc, nbits, pos, lim = 0, 0, q, end
                     marker = (marker + 1) & 7
                     left = restart
@@ -408,6 +486,11 @@ def decode_scan(data, file, scan, look, canon, vals, out, work):
                     for xx in range(hj):
                         bx = mx * hj + xx
                         b = base + by * bw + bx if by < bh and bx < bw else -1  # MCU padding blocks
+                        if empty:
+                            if b >= 0:
+                                for z in range(64):
+                                    out[b, z] = 0
+                            continue
                         sym, value, acc, nbits, pos, lim = _decode(data, acc, nbits, pos, lim, dc, look, canon, vals)
                         if sym < 0:
                             return -sym, pos
@@ -437,6 +520,16 @@ def decode_scan(data, file, scan, look, canon, vals, out, work):
                                     return BAD_RUN, pos
                             else:  # EOB
                                 break
+    if lenient:  # libjpeg skips whatever follows, up to the next marker that is no RSTn
+        if not empty:
+            work[12] += nbits >> 3
+            if nbits >= 8 and work[14] < 0:
+                work[14] = pos
+        while pos < end:
+            m, at, after, skipped = _find_marker(data, pos, end)
+            _note(work, skipped, pos)
+            pos = after
+        return OK, pos
     st, pos = _segment_done(data, acc, nbits, pos, lim)
     if st != OK:
         return st, pos
@@ -444,15 +537,20 @@ def decode_scan(data, file, scan, look, canon, vals, out, work):
 
 
 @njit(parallel=True, cache=True)
-def decode_many(data, files, scans, look, canon, vals, out, status, where):
+def decode_many(data, files, scans, look, canon, vals, out, status, where, skipped, lenient):
     """Decode every file (row of ``files``) in parallel into ``out`` (blocks, 64) int16 (each block of a
     file decoded in full is written whole; a failed file's blocks are left partly unwritten).
 
     ``status[f]`` gets a status code, ``where[f]`` the byte offset in ``data`` where
-    decoding stopped (meaningful when the status is not OK).
+    decoding stopped (meaningful when the status is not OK). ``lenient``: see
+    ``decode_scan``; ``skipped[f]`` gets the bytes skipped, the restart markers
+    resynchronized and the offset of the first skip (-1: none).
     """
     for f in prange(files.shape[0]):
         work = np.empty(24, np.int64)
+        work[12] = 0
+        work[13] = 0
+        work[14] = -1
         st = OK
         at = 0
         first, stop = files[f, F_SCAN0], files[f, F_SCAN1]
@@ -460,8 +558,11 @@ def decode_many(data, files, scans, look, canon, vals, out, status, where):
             st = BAD_LAYOUT
         else:
             for s in range(first, stop):
-                st, at = decode_scan(data, files[f], scans[s], look, canon, vals, out, work)
+                st, at = decode_scan(data, files[f], scans[s], look, canon, vals, out, work, lenient)
                 if st != OK:
                     break
         status[f] = st
         where[f] = at
+        if lenient:
+            for i in range(3):
+                skipped[f, i] = work[12 + i]

@@ -17,13 +17,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, is_grad_enabled
 from ..backend import get_array_module
 from ..transform import _constants, block_dct_matrix, frequency_count
 
 __all__ = ["asm_relu", "apx_relu", "dct_relu"]
 
 _IMPLS = ("auto", "numba", "numpy")
+
+
+_MATRICES: dict = {}
+
+
+def _matrices(xp, dtype):
+    """B (zigzag coefficients -> natural pixels: ``pix = F @ B``) and B.T, contiguous, cached."""
+    key = (xp.__name__, np.dtype(dtype).str)
+    if key not in _MATRICES:
+        b = block_dct_matrix(dtype)
+        _MATRICES[key] = (xp.asarray(b), xp.asarray(np.ascontiguousarray(b.T)))
+    return _MATRICES[key]
+
+
+def _default_impl(xp):
+    # On the CPU one BLAS GEMM per transform ((blocks, 64) @ (64, 64), float32
+    # or float64 throughout) measured ~4x faster than the per-block Numba
+    # kernel; on the GPU the fused kernel avoids the intermediate arrays.
+    return "numpy" if xp is np else "numba"
 
 
 def _kernel_module(xp):
@@ -39,7 +58,7 @@ def _kernel_module(xp):
 class DCTReLU(Function):
     """ASM/APX ReLU over the last axis (64 zigzag coefficients) of any array."""
 
-    def forward(ctx, x, frequencies=15, method="asm", impl="auto"):
+    def forward(ctx, x, frequencies=15, method="asm", impl="auto", keep_mask=True):
         xp = get_array_module(x)
         if x.ndim < 1 or x.shape[-1] != 64:
             raise ValueError(f"DCT-domain ReLU expects coefficients (..., 64), found shape {x.shape}")
@@ -47,7 +66,7 @@ class DCTReLU(Function):
             raise TypeError(f"DCT-domain ReLU expects float32 or float64 coefficients, found {x.dtype}")
         k = frequency_count(frequencies)
         ctx.k_out = k if method == "apx" else 64  # APX's output depends on F[:k] only
-        ctx.impl = "numba" if impl == "auto" else impl
+        ctx.impl = _default_impl(xp) if impl == "auto" else impl
         flat = xp.ascontiguousarray(x.reshape(-1, 64))
         if ctx.impl == "numba":
             out = xp.empty_like(flat)
@@ -55,11 +74,17 @@ class DCTReLU(Function):
             k_val = k if method == "apx" else 64
             _kernel_module(xp).masked(flat, out, mask, *_constants(xp, x.dtype), k_val, k, 64)
         else:
-            b = xp.asarray(block_dct_matrix(x.dtype))
-            approx = flat[:, :k] @ b[:k]
-            mask = approx > 0
-            pix = approx if method == "apx" else flat @ b
-            out = (pix * mask) @ b.T
+            b, bt = _matrices(xp, x.dtype)
+            if method == "asm" and k == 64:  # the mask comes from the exact pixels: one IDCT
+                pix = flat @ b
+                mask = pix > 0 if keep_mask else None
+                xp.maximum(pix, 0, out=pix)  # pix * mask (a NaN stays NaN either way)
+            else:
+                approx = flat[:, :k] @ b[:k]
+                mask = approx > 0
+                pix = approx if method == "apx" else flat @ b
+                xp.multiply(pix, mask, out=pix)
+            out = pix @ bt
         ctx.mask, ctx.shape = mask, x.shape
         return out.reshape(x.shape)
 
@@ -71,8 +96,10 @@ class DCTReLU(Function):
             consts = _constants(xp, g.dtype)
             _kernel_module(xp).masked(flat, out, ctx.mask, *consts, 64, 0, ctx.k_out)
         else:
-            b = xp.asarray(block_dct_matrix(g.dtype))
-            out = ((flat @ b) * ctx.mask) @ b[: ctx.k_out].T
+            b, bt = _matrices(xp, g.dtype)
+            t = flat @ b
+            xp.multiply(t, ctx.mask, out=t)
+            out = t @ (bt if ctx.k_out == 64 else bt[:, : ctx.k_out])
             if ctx.k_out < 64:
                 out = xp.concatenate([out, xp.zeros((out.shape[0], 64 - ctx.k_out), g.dtype)], axis=1)
         return (out.reshape(ctx.shape),)
@@ -81,8 +108,9 @@ class DCTReLU(Function):
 def dct_relu(x, frequencies=15, method="asm", impl="auto"):
     """ReLU of DCT-domain ``x`` (..., 64) by ``method`` "asm" or "apx".
 
-    ``frequencies`` is n = 1..15; ``impl`` picks the Numba kernel (CPU or CUDA,
-    the default) or the NumPy/CuPy matrix path. Returns a Tensor for a Tensor
+    ``frequencies`` is n = 1..15; ``impl`` picks the Numba kernel (CPU or CUDA)
+    or the NumPy/CuPy matrix path; "auto" takes the matrix path on the CPU
+    (BLAS, measured fastest) and the kernel on the GPU. Returns a Tensor for a Tensor
     input, else an array of the input's module.
     """
     if method not in ("asm", "apx"):
@@ -90,7 +118,9 @@ def dct_relu(x, frequencies=15, method="asm", impl="auto"):
     if impl not in _IMPLS:
         raise ValueError(f"impl must be one of {_IMPLS}, found {impl!r}")
     frequency_count(frequencies)  # validate before any work
-    out = DCTReLU.apply(x, frequencies=frequencies, method=method, impl=impl)
+    # Without a backward pass to come, the fast path need not keep the mask.
+    keep_mask = isinstance(x, Tensor) and x.requires_grad and is_grad_enabled()
+    out = DCTReLU.apply(x, frequencies=frequencies, method=method, impl=impl, keep_mask=keep_mask)
     return out if isinstance(x, Tensor) else out.data
 
 
