@@ -444,7 +444,10 @@ class _Batch:
         skipped = np.zeros((m if lenient else 0, 3), np.int64)
         if m:
             with _threads(threads):
-                hk.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where, skipped, lenient)
+                zeros = np.zeros(4096 if lenient else 0, np.uint8)  # see hk.decode_scan
+                zeros.flags.writeable = self.data.flags.writeable  # the same Numba type as the data
+                hk.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where, skipped, lenient,
+                               zeros)
         failed = {int(k): f"{self.names[index[k]]}: {_MESSAGES.get(int(status[k]), f'decoder status {status[k]}')}, "
                           f"near byte {where[k] - offsets[index[k]]}" for k in np.flatnonzero(status)}
         if not lenient:
@@ -599,12 +602,22 @@ def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
             coefs = list(zip(*stacks))
             tables = list(map(tuple, qts))
             which = inverse.tolist()
+            # per plan, the attributes its images share: each image's __dict__ is a copy plus two keys
+            shared = [dict(sampling=p.sampling, height=p.height, width=p.width, color_space=p.color_space,
+                           progressive=False) if p.valid else None for p in plans]
+            new = _NEW
             for r, (i, k) in enumerate(zip(files, at.tolist())):
                 if k in failed:
                     continue
-                plan = plans[which[r]]
-                images[i] = (_new_image(coefs[r], tables[r], plan) if plan.valid
-                             else _image(plan, names[i], coefs[r], tables[r]))
+                template = shared[which[r]]
+                if template is None:
+                    images[i] = _image(plans[which[r]], names[i], coefs[r], tables[r])
+                    continue
+                img = new(JpegImage)
+                d = img.__dict__ = template.copy()
+                d["coefficients"] = coefs[r]
+                d["qtables"] = tables[r]
+                images[i] = img
     return [img if img is not None else read_jpeg(src, max_pixels=max_pixels)
             for img, src in zip(images, srcs)]
 

@@ -401,9 +401,11 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     if decoder != "libjpeg":
         from .baseline import read_baseline  # imported here: baseline builds on this module
 
+        refused = None
         try:
             image = read_baseline(data, name, max_pixels)
-        except JpegError:
+        except JpegError as exc:
+            refused = exc
             if decoder == "numba" and strict:
                 raise
             image = None  # libjpeg decides: it reads what this strict reader refuses, or names the fault
@@ -427,16 +429,19 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         # strict=False: libjpeg's recovery is the reference, so it goes first; what it cannot read at
         # all (e.g. a Motion-JPEG frame without Huffman tables, which libjpeg 6b refuses) the Numba
         # reader's lenient mode may still read (it warns); else libjpeg's error stands
-        if strict or decoder != "auto":
+        if decoder != "auto" or (strict and refused is None):
             raise
         from .baseline import read_baseline
 
         try:
-            image = read_baseline(data, name, max_pixels, strict=False, _stacklevel=3)
+            with warnings.catch_warnings(record=strict):
+                image = read_baseline(data, name, max_pixels, strict=False, _stacklevel=3)
         except JpegError:
             image = None
         if image is None:
             raise exc
+        if strict:  # the Numba reader's fault names what strict=False would skip
+            raise JpegError(f"{refused}; read_jpeg(..., strict=False) skips it as libjpeg does") from exc
         return image
 
 

@@ -413,12 +413,15 @@ def _check_scan(data, file, scan, ntables, nout):
 
 
 @njit(cache=True)
-def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
+def decode_scan(data, file, scan, look, canon, vals, out, work, lenient, zeros):
     """Decode one scan into ``out``; returns ``(status code, byte offset where it stopped)``.
 
     ``work``: int64 scratch of at least 24 entries. ``lenient``: extraneous bytes
     before a marker are skipped and restart markers resynchronized as libjpeg does
     (tallied in ``work[12:15]``, see ``_note``) instead of stopping with an error.
+    A segment lost to resynchronization reads as libjpeg 6b reads it: its first MCU
+    decoded from zero bits (``zeros``: zero bytes, of ``data``'s type), unless the
+    segment before was lost too, the rest zero blocks.
     """
     if not _check_scan(data, file, scan, look.shape[0], out.shape[0]):
         return BAD_LAYOUT, scan[S_START] if 0 <= scan[S_START] <= data.shape[0] else 0
@@ -450,19 +453,31 @@ def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
     restart = scan[S_RESTART]
     left = restart  # MCUs until the next restart marker
     marker = 0
-    empty = False  # lenient mode: a segment lost to resynchronization (its blocks are zeros)
+    src = data  # lenient mode reads a lost segment's first MCU from zeros
+    empty = 0  # lenient mode: 1 in a lost segment's first MCU, 2 after it (zero blocks)
+    pending = 0  # where the marker that ended the last segment lies, while empty
     for my in range(mcu_rows):
         for mx in range(mcu_cols):
             if restart > 0:
                 if left == 0:
                     if lenient:
                         if empty:  # the marker that emptied the last segment is still unread
-                            q, empty = _resync(data, pos, end, marker, work)
+                            q, lost = _resync(data, pending, end, marker, work)
                         else:
                             work[12] += nbits >> 3  # whole bytes left in the bit buffer: discarded
                             if nbits >= 8 and work[14] < 0:
                                 work[14] = pos
-                            q, empty = _resync(data, pos, end, marker, work)
+                            q, lost = _resync(data, pos, end, marker, work)
+                        if lost:
+                            empty = 1 if empty == 0 else 2
+                            pending = q
+                            src = zeros
+                            q = 0
+                            lim = zeros.shape[0]
+                        else:
+                            empty = 0
+                            src = data
+                            lim = end
                     else:
                         st, pos = _segment_done(data, acc, nbits, pos, lim)
                         if st != OK:
@@ -470,7 +485,8 @@ def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
                         q = _restart_at(data, pos, end, marker)
                         if q < 0:
                             return BAD_RESTART, pos
-                    acc, nbits, pos, lim = 0, 0, q, end
+                        lim = end
+                    acc, nbits, pos = 0, 0, q
                     marker = (marker + 1) & 7
                     left = restart
                     for j in range(4):
@@ -486,14 +502,14 @@ def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
                     for xx in range(hj):
                         bx = mx * hj + xx
                         b = base + by * bw + bx if by < bh and bx < bw else -1  # MCU padding blocks
-                        if empty:
+                        if empty == 2:
                             if b >= 0:
                                 for z in range(64):
                                     out[b, z] = 0
                             continue
-                        sym, value, acc, nbits, pos, lim = _decode(data, acc, nbits, pos, lim, dc, look, canon, vals)
+                        sym, value, acc, nbits, pos, lim = _decode(src, acc, nbits, pos, lim, dc, look, canon, vals)
                         if sym < 0:
-                            return -sym, pos
+                            return -sym, pos if empty == 0 else pending
                         pred = work[8 + j] + value
                         work[8 + j] = pred
                         if b >= 0:  # int16 wrap-around, as libjpeg's (JCOEF) cast
@@ -502,26 +518,51 @@ def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
                             out[b, 0] = ((pred + 32768) & 0xFFFF) - 32768
                         k = 1
                         while k < 64:
-                            sym, value, acc, nbits, pos, lim = _decode(data, acc, nbits, pos, lim, ac, look, canon,
+                            if nbits < 16:
+                                acc, nbits, pos, lim = _refill(src, acc, nbits, pos, lim)
+                            if nbits >= 16:  # the fast path: code and magnitude in one look-up, no end checks
+                                entry = look[ac, (acc >> (nbits - LOOKAHEAD)) & _LMASK]
+                                if entry & _VALUE:  # its length is at most LOOKAHEAD < nbits
+                                    nbits -= entry & _LEN
+                                    sym = (entry >> 8) & 0xFF
+                                    if sym & 15:
+                                        k += sym >> 4
+                                        if k > 63:
+                                            return BAD_RUN, pos if empty == 0 else pending
+                                        if b >= 0:
+                                            out[b, k] = entry >> 16
+                                        k += 1
+                                        continue
+                                    if sym != 0xF0:  # EOB (libjpeg ends the block at any run without a value but ZRL)
+                                        break
+                                    k += 16  # ZRL: sixteen zeros
+                                    if k > 64:
+                                        return BAD_RUN, pos if empty == 0 else pending
+                                    continue
+                            sym, value, acc, nbits, pos, lim = _decode(src, acc, nbits, pos, lim, ac, look, canon,
                                                                        vals)
                             if sym < 0:
-                                return -sym, pos
+                                return -sym, pos if empty == 0 else pending
                             r = sym >> 4
                             if sym & 15:
                                 k += r
                                 if k > 63:  # libjpeg would write past the block's end into coefficient 63
-                                    return BAD_RUN, pos
+                                    return BAD_RUN, pos if empty == 0 else pending
                                 if b >= 0:
                                     out[b, k] = value
                                 k += 1
                             elif r == 15:  # ZRL: sixteen zeros
                                 k += 16
                                 if k > 64:
-                                    return BAD_RUN, pos
+                                    return BAD_RUN, pos if empty == 0 else pending
                             else:  # EOB
                                 break
+            if empty == 1:
+                empty = 2
     if lenient:  # libjpeg skips whatever follows, up to the next marker that is no RSTn
-        if not empty:
+        if empty:
+            pos = pending
+        else:
             work[12] += nbits >> 3
             if nbits >= 8 and work[14] < 0:
                 work[14] = pos
@@ -537,14 +578,15 @@ def decode_scan(data, file, scan, look, canon, vals, out, work, lenient=False):
 
 
 @njit(parallel=True, cache=True)
-def decode_many(data, files, scans, look, canon, vals, out, status, where, skipped, lenient):
+def decode_many(data, files, scans, look, canon, vals, out, status, where, skipped, lenient, zeros):
     """Decode every file (row of ``files``) in parallel into ``out`` (blocks, 64) int16 (each block of a
     file decoded in full is written whole; a failed file's blocks are left partly unwritten).
 
     ``status[f]`` gets a status code, ``where[f]`` the byte offset in ``data`` where
     decoding stopped (meaningful when the status is not OK). ``lenient``: see
     ``decode_scan``; ``skipped[f]`` gets the bytes skipped, the restart markers
-    resynchronized and the offset of the first skip (-1: none).
+    resynchronized and the offset of the first skip (-1: none); ``zeros``: zero bytes
+    (a few KiB when lenient) of ``data``'s type.
     """
     for f in prange(files.shape[0]):
         work = np.empty(24, np.int64)
@@ -558,7 +600,7 @@ def decode_many(data, files, scans, look, canon, vals, out, status, where, skipp
             st = BAD_LAYOUT
         else:
             for s in range(first, stop):
-                st, at = decode_scan(data, files[f], scans[s], look, canon, vals, out, work, lenient)
+                st, at = decode_scan(data, files[f], scans[s], look, canon, vals, out, work, lenient, zeros)
                 if st != OK:
                     break
         status[f] = st
