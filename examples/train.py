@@ -164,8 +164,46 @@ def evaluate(model, x, y, batch_size=500):
     return loss / len(x), correct / len(x)
 
 
-def evaluate_shared(model, x, y, dist):
+def epoch_order(seed, epoch, n, dist=None, sampler=None):
+    """This epoch's image order (this rank's share when distributed) and its augmentation generator."""
+    if dist:  # the same permutation on every rank, a disjoint share each; own augmentation draws
+        return sampler.indices(epoch), np.random.default_rng([seed, epoch, dist.rank()])
+    rng = np.random.default_rng([seed, epoch])
+    return rng.permutation(n), rng
+
+
+def train_epoch(model, optimizers, x, y, order, batch_size, augment_batch, desc, show, dist=None):
+    """One SGD pass over ``order``: ``(images, summed loss, correct)``, summed over the ranks."""
+    model.train()
+    seen = correct = 0
+    total_loss = 0.0
+    batches = range(0, len(order), batch_size)
+    bar = progress(batches, len(batches), desc, show)
+    for s in bar:
+        idx = order[s:s + batch_size]
+        logits = model(dctnet.Tensor(augment_batch(x[idx])))
+        loss = F.cross_entropy(logits, y[idx])
+        for opt in optimizers:
+            opt.zero_grad()
+        loss.backward()
+        if dist:
+            dist.allreduce_gradients(model)
+        for opt in optimizers:
+            opt.step()
+        seen += len(idx)
+        total_loss += float(loss.data) * len(idx)
+        correct += int((logits.data.argmax(axis=1) == y[idx]).sum())
+        if show:
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    if dist:
+        seen, total_loss, correct = dist.allreduce(np.array([seen, total_loss, correct], np.float64)).tolist()
+    return int(seen), total_loss, int(correct)
+
+
+def evaluate_shared(model, x, y, dist=None):
     """:func:`evaluate` on this rank's share of the test set, combined over the ranks."""
+    if not dist:
+        return evaluate(model, x, y)
     xs, ys = x[dist.rank()::dist.world_size()], y[dist.rank()::dist.world_size()]
     loss, acc = evaluate(model, xs, ys) if len(xs) else (0.0, 0.0)
     total_loss, correct, n = dist.allreduce(np.array([loss * len(xs), round(acc * len(xs)), len(xs)], np.float64))
@@ -231,6 +269,7 @@ def main(argv=None):
                         weight_decay=args.weight_decay, nesterov=True)
         sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
+    sampler = None
     if dist:
         if args.sync_bn:
             model = dist.convert_sync_batchnorm(model)  # shares the parameters the optimizer holds
@@ -244,41 +283,15 @@ def main(argv=None):
 
     stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
     for epoch in range(start, stop):
-        if dist:  # the same permutation on every rank, a disjoint share each; own augmentation draws
-            rng = np.random.default_rng([args.seed, epoch, dist.rank()])
-            order = sampler.indices(epoch)
-        else:
-            rng = np.random.default_rng([args.seed, epoch])
-            order = rng.permutation(len(xtr))
-        model.train()
-        seen = correct = 0
-        total_loss = 0.0
+        order, rng = epoch_order(args.seed, epoch, len(xtr), dist, sampler)
         tic = time.perf_counter()
-        batches = range(0, len(order), batch_size)
-        bar = progress(batches, len(batches), f"epoch {epoch + 1}/{epochs}", show)
-        for s in bar:
-            idx = order[s:s + batch_size]
-            xb = augment(xtr[idx], rng, args.domain) if augment_on else xtr[idx]
-            logits = model(dctnet.Tensor(xb))
-            loss = F.cross_entropy(logits, ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            if dist:
-                dist.allreduce_gradients(model)
-            opt.step()
-            seen += len(idx)
-            total_loss += float(loss.data) * len(idx)
-            correct += int((logits.data.argmax(axis=1) == ytr[idx]).sum())
-            if show:
-                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        seen, total_loss, correct = train_epoch(
+            model, [opt], xtr, ytr, order, batch_size,
+            lambda xb: augment(xb, rng, args.domain) if augment_on else xb,  # noqa: B023 - used within the epoch
+            f"epoch {epoch + 1}/{epochs}", show, dist)
         sched.step()
         seconds = time.perf_counter() - tic
-        if dist:
-            seen, total_loss, correct = dist.allreduce(np.array([seen, total_loss, correct], np.float64)).tolist()
-            seen, correct = int(seen), int(correct)
-            test_loss, test_acc = evaluate_shared(model, xte, yte, dist)
-        else:
-            test_loss, test_acc = evaluate(model, xte, yte)
+        test_loss, test_acc = evaluate_shared(model, xte, yte, dist)
         row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
         history.append(row)

@@ -47,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train as base  # examples/train.py: data, augmentation, evaluation, history
 
 import dctnet
-from dctnet import functional as F
 from dctnet import nn, optim
 from dctnet.jpegdl import JPEGLayer, tables_from_statistics
 
@@ -203,7 +202,7 @@ def main(argv=None):
         sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
     augment_on = args.dataset != "mnist" and not args.no_augment
-    batch_size = args.batch_size
+    batch_size, sampler = args.batch_size, None
     if dist:  # same start on every rank, whatever each built or read
         dist.broadcast_parameters(model, sgd)
         if adam is not None:
@@ -212,45 +211,17 @@ def main(argv=None):
         batch_size = max(1, args.batch_size // dist.world_size())
 
     stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
+    optimizers = [sgd] if adam is None else [sgd, adam]  # the layer's tables are parameters of the model too
     for epoch in range(start, stop):
-        if dist:  # one permutation shared by the ranks, a disjoint share each; own augmentation draws
-            rng = np.random.default_rng([args.seed, epoch, dist.rank()])
-            order = sampler.indices(epoch)
-        else:
-            rng = np.random.default_rng([args.seed, epoch])
-            order = rng.permutation(len(xtr))
-        model.train()
-        seen = correct = 0
-        total_loss = 0.0
+        order, rng = base.epoch_order(args.seed, epoch, len(xtr), dist, sampler)
         tic = time.perf_counter()
-        batches = range(0, len(order), batch_size)
-        bar = base.progress(batches, len(batches), f"epoch {epoch + 1}/{epochs}", show)
-        for s in bar:
-            idx = order[s:s + batch_size]
-            xb = base.augment(xtr[idx], rng, "pixel") if augment_on else xtr[idx]
-            logits = model(dctnet.Tensor(xb))
-            loss = F.cross_entropy(logits, ytr[idx])
-            sgd.zero_grad()
-            if adam is not None:
-                adam.zero_grad()
-            loss.backward()
-            if dist:
-                dist.allreduce_gradients(model)  # the layer's tables are parameters of the model too
-            sgd.step()
-            if adam is not None:
-                adam.step()
-            seen += len(idx)
-            total_loss += float(loss.data) * len(idx)
-            correct += int((logits.data.argmax(axis=1) == ytr[idx]).sum())
-            if show:
-                bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        seen, total_loss, correct = base.train_epoch(
+            model, optimizers, xtr, ytr, order, batch_size,
+            lambda xb: base.augment(xb, rng, "pixel") if augment_on else xb,  # noqa: B023 - used within the epoch
+            f"epoch {epoch + 1}/{epochs}", show, dist)
         sched.step()
         seconds = time.perf_counter() - tic
-        if dist:
-            seen, total_loss, correct = dist.allreduce(np.array([seen, total_loss, correct], np.float64)).tolist()
-            test_loss, test_acc = base.evaluate_shared(model, xte, yte, dist)
-        else:
-            test_loss, test_acc = base.evaluate(model, xte, yte)
+        test_loss, test_acc = base.evaluate_shared(model, xte, yte, dist)
         row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
                "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
         if layer is not None:
