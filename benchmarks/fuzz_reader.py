@@ -177,8 +177,11 @@ def main():
     width = max(len(c) for c in counts)
     for category, n in sorted(counts.items(), key=lambda kv: (kv[0].startswith("PROBLEM"), -kv[1])):
         print(f"  {category:{width}s} {n:8d}")
-    for i, category, detail in problems[:10]:
-        print(f"\ncase {i} (replay: --seed {args.seed} --case {i}): {category}\n{detail}".rstrip())
+    shown = Counter()
+    for i, category, detail in problems:  # the first few of every kind, to replay
+        shown[category] += 1
+        if shown[category] <= 3:
+            print(f"\ncase {i} (replay: --seed {args.seed} --case {i}): {category}\n{detail}".rstrip())
     bad = sum(n for c, n in counts.items() if c.startswith("PROBLEM"))
     print(f"\n{bad} problems")
     return 1 if bad else 0
