@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from .backend import to_device
 from .jpeg import _SOF_NAMES, MAX_PIXELS, JpegError, JpegImage, JpegWarning, _blocks, _source, read_jpeg
 from .kernels import huffman as hk
 
@@ -251,9 +252,9 @@ class _Parser:
             self.fail(f"{precision}-bit samples are not supported, only 8-bit JPEG")
         if height == 0 or width == 0 or ncomp == 0:
             self.fail(f"empty image ({width}x{height} pixels, {ncomp} components)")
-        if ncomp not in (1, 3):
-            kind = "CMYK/YCCK" if ncomp == 4 else f"{ncomp}-component"
-            self.fail(f"{kind} JPEG is not supported; dctnet reads grey and three-component (YCbCr/RGB) files")
+        if ncomp not in (1, 3, 4):
+            self.fail(f"{ncomp}-component JPEG is not supported; dctnet reads grey, three-component (YCbCr/RGB) "
+                      "and four-component (CMYK/YCCK) files")
         if len(seg) != 6 + 3 * ncomp:
             self.fail(f"SOF segment of length {len(seg) + 2} for {ncomp} components (corrupt file)")
         if height > MAX_DIMENSION or width > MAX_DIMENSION:
@@ -271,10 +272,17 @@ class _Parser:
         self.frame = (height, width, ids, sampling, qids)
 
     def color_space(self):
-        """libjpeg 6b's choice: JFIF, then Adobe's transform flag, then the component ids."""
+        """libjpeg 6b's choice: JFIF, then Adobe's transform flag, then the component ids
+        (four components: Adobe's flag alone, CMYK without the marker)."""
         ids = self.frame[2]
         if len(ids) == 1:
             return "gray"
+        if len(ids) == 4:
+            if self.adobe is None or self.adobe == 0:
+                return "cmyk"
+            if self.adobe != 2:  # libjpeg warns and assumes YCCK
+                self.fail(f"Adobe colour transform {self.adobe} for four components, expected 0 (CMYK) or 2 (YCCK)")
+            return "ycck"
         if self.jfif:
             return "ycbcr"
         if self.adobe is not None:
@@ -503,13 +511,13 @@ def _image(plan, name, coefficients, qtables) -> JpegImage:
 
 def _layout(batch, index):
     """Output layout of the files ``index`` (all with plans): files of one geometry side by side,
-    component-major, in order. Returns ``(bases (len(index), 3), total blocks, groups)``, a group
+    component-major, in order. Returns ``(bases (len(index), 4), total blocks, groups)``, a group
     being ``(positions in index, per component (first block, BH, BW))``."""
     geo = {}
     plan_geo = np.array([geo.setdefault(p.geometry, len(geo)) for p in batch.unique] + [-1], np.int64)
     grids = {g: p.grid for p in batch.unique for g in [geo[p.geometry]]}
     gid = plan_geo[batch.pid[np.asarray(index, np.int64)]]
-    bases = np.zeros((len(index), 3), np.int64)
+    bases = np.zeros((len(index), hk.MAX_COMPONENTS), np.int64)
     total, groups = 0, []
     for g in range(len(geo)):
         at = np.flatnonzero(gid == g)
@@ -622,14 +630,21 @@ def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
             for img, src in zip(images, srcs)]
 
 
-def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
+def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None):
     """Files of one geometry as stacked arrays: ``(coefficients, qtables)``.
 
     ``coefficients``: per component ``(N, BH_c, BW_c, 64)`` int16 (zigzag);
     ``qtables``: ``(N, n_components, 64)`` int32. All files must share size,
     sampling and colour space (a ``ValueError`` names the first that differs).
+
+    ``device``: None or ``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays. The
+    component stacks are slices of one contiguous buffer, so the coefficients go
+    to the GPU in one host-to-device copy (and the tables in another); without a
+    working CuPy ``"gpu"`` raises :func:`dctnet.to_device`'s error before any decoding.
     """
     _threads(threads)
+    # a bad device name, or no GPU: the backend's error before any work
+    gpu = device is not None and not isinstance(to_device(np.zeros(0, np.int16), device), np.ndarray)
     blobs, names, srcs = _load(sources)
     if not blobs:
         raise ValueError("read_stacked needs at least one file")
@@ -651,7 +666,7 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
     grid = _grid(height, width, sampling)
     starts = np.cumsum([0] + [n * bh * bw for bh, bw in grid])  # component-major: each stack contiguous
     baseline = np.flatnonzero(pid >= 0)
-    bases = np.zeros((len(baseline), 3), np.int64)
+    bases = np.zeros((len(baseline), hk.MAX_COMPONENTS), np.int64)
     for c, (bh, bw) in enumerate(grid):
         bases[:, c] = starts[c] + baseline * (bh * bw)
     if len(baseline):
@@ -661,7 +676,7 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
     for k in failed:  # what the kernel refuses, libjpeg reads or names
         i = int(baseline[k])
         others[i] = read_jpeg(srcs[i], max_pixels=max_pixels)
-    coefficients = tuple(out[starts[c]:starts[c + 1]].reshape(n, bh, bw, 64) for c, (bh, bw) in enumerate(grid))
+    coefficients = _stacks(out, starts, n, grid)
     qtables = np.zeros((n, len(grid), 64), np.int32)
     if len(baseline):
         qtables[baseline] = np.stack([p.qt for p in batch.unique])[pid[baseline]]
@@ -672,4 +687,12 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS):
     bad = np.flatnonzero(qtables.min(axis=(1, 2)) < 1)
     if len(bad):  # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
         raise JpegError(f"{names[bad[0]]}: a quantization table holds a zero")
+    if gpu:  # one host-to-device copy of every coefficient, sliced into the stacks on the device
+        out = to_device(np.ascontiguousarray(out), device)
+        return _stacks(out, starts, n, grid), to_device(qtables, device)
     return coefficients, qtables
+
+
+def _stacks(out, starts, n, grid):
+    """The per-component ``(n, BH_c, BW_c, 64)`` views of the component-major buffer ``out`` (NumPy or CuPy)."""
+    return tuple(out[int(starts[c]):int(starts[c + 1])].reshape(n, bh, bw, 64) for c, (bh, bw) in enumerate(grid))

@@ -32,7 +32,10 @@ from .transform import ZIGZAG, dct_matrix, from_dct, pad_to_blocks, quant_table,
 __all__ = ["JpegError", "JpegWarning", "JpegImage", "read_jpeg", "write_jpeg", "encode_jpeg",
            "RGB_TO_YCBCR", "YCBCR_TO_RGB"]
 
-COLOR_SPACES = ("gray", "ycbcr", "rgb")
+COLOR_SPACES = ("gray", "ycbcr", "rgb")  # the colour forms of to_dct / to_pixels
+FILE_SPACES = COLOR_SPACES + ("cmyk", "ycck")  # what a file's components can be
+_COMPONENTS = {"gray": 1, "ycbcr": 3, "rgb": 3, "cmyk": 4, "ycck": 4}
+_NO_RGB = "CMYK/YCCK pictures have no RGB DCT-domain form; use .coefficients"
 SUBSAMPLING = {"4:4:4": (1, 1), "4:2:2": (1, 2), "4:2:0": (2, 2), "4:4:0": (2, 1)}  # luma (v, h)
 MAX_PIXELS = 1 << 28  # refuse absurd declared sizes before libjpeg allocates for them
 
@@ -63,7 +66,8 @@ class JpegImage:
     """The quantized coefficients of a JPEG file and what is needed to decode them.
 
     - ``coefficients``: per component ``(BH_c, BW_c, 64)`` int16, zigzag order
-      (Y, Cb, Cr for ``color_space="ycbcr"``; R, G, B for ``"rgb"``; one for ``"gray"``);
+      (Y, Cb, Cr for ``color_space="ycbcr"``; R, G, B for ``"rgb"``; one for ``"gray"``;
+      C, M, Y, K for ``"cmyk"``; Y, Cb, Cr, K for ``"ycck"``, as Adobe's transform flag says);
     - ``qtables``: per component ``(64,)`` int32, zigzag;
     - ``sampling``: per component ``(vertical, horizontal)`` factors, e.g.
       ``((2, 2), (1, 1), (1, 1))`` for 4:2:0;
@@ -84,9 +88,9 @@ class JpegImage:
         self.qtables = tuple(np.asarray(q) for q in self.qtables)
         self.sampling = tuple(tuple(int(f) for f in s) for s in self.sampling)
         n = len(self.coefficients)
-        if self.color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {COLOR_SPACES}, found {self.color_space!r}")
-        want = 1 if self.color_space == "gray" else 3
+        if self.color_space not in FILE_SPACES:
+            raise ValueError(f"color_space must be one of {FILE_SPACES}, found {self.color_space!r}")
+        want = _COMPONENTS[self.color_space]
         if n != want or len(self.qtables) != n or len(self.sampling) != n:
             raise ValueError(
                 f"a {self.color_space} JpegImage needs {want} components with one table and one "
@@ -133,6 +137,8 @@ class JpegImage:
         >>> img.to_dct().shape
         (1, 1, 1, 64)
         """
+        if self.color_space in ("cmyk", "ycck"):
+            raise ValueError(_NO_RGB)
         color = ("gray" if self.color_space == "gray" else "rgb") if color is None else color
         if color not in COLOR_SPACES:
             raise ValueError(f"color must be one of {COLOR_SPACES}, found {color!r}")
@@ -185,6 +191,8 @@ class JpegImage:
         import jpeglib
         from jpeglib.dct_jpeg import DCTJPEG
 
+        if self.color_space in ("cmyk", "ycck"):
+            raise ValueError("writing CMYK/YCCK JPEG files is not supported; dctnet writes grey, YCbCr and RGB files")
         tables, index = [], []
         for t in self.qtables:
             nat = np.asarray(t)[_NATURAL].reshape(8, 8).astype(np.uint16)
@@ -362,9 +370,11 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     """Entropy-decode a JPEG file into its quantized coefficients (no inverse DCT).
 
     ``source`` is a path, bytes, or a binary file object. Baseline and progressive
-    Huffman-coded 8-bit files, grey or three-component (YCbCr, or RGB without
-    colour transform), any sampling and size. Raises :class:`JpegError` naming the
-    file for anything else (truncated, corrupt, not a JPEG, CMYK, 12-bit,
+    Huffman-coded 8-bit files, grey, three-component (YCbCr, or RGB without
+    colour transform) or four-component (CMYK, or YCCK by Adobe's transform flag;
+    their coefficients only: no ``to_dct``), any sampling and size. Raises
+    :class:`JpegError` naming the file for anything else (truncated, corrupt, not a JPEG,
+    12-bit,
     arithmetic-coded, lossless, hierarchical, larger than ``max_pixels``). With
     ``strict=False`` data libjpeg can recover from (e.g. a truncated last scan,
     decoded as zeros) gives a :class:`JpegWarning` instead of an error.
@@ -390,9 +400,9 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
             raise JpegError(f"{name}: {_SOF_NAMES[marker]} JPEG is not supported; re-encode it as baseline or progressive Huffman JPEG")
         if precision != 8:
             raise JpegError(f"{name}: {precision}-bit samples are not supported, only 8-bit JPEG")
-        if ncomp not in (1, 3):
-            kind = "CMYK/YCCK" if ncomp == 4 else f"{ncomp}-component"
-            raise JpegError(f"{name}: {kind} JPEG is not supported; dctnet reads grey and three-component (YCbCr/RGB) files")
+        if ncomp not in (1, 3, 4):
+            raise JpegError(f"{name}: {ncomp}-component JPEG is not supported; dctnet reads grey, three-component "
+                            "(YCbCr/RGB) and four-component (CMYK/YCCK) files")
         if max_pixels is not None and height * width > max_pixels:
             raise JpegError(f"{name}: declares {width}x{height} pixels, more than max_pixels={max_pixels}; "
                             "pass a larger max_pixels if the file is trusted")
@@ -417,12 +427,12 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
             raise JpegError(f"{name}: progressive JPEG: the Numba decoder reads baseline files only; use decoder='auto'")
     try:
         if path is not None:
-            return _read(str(path), name, strict)
+            return _read(str(path), name, strict, data)
         fd, tmp = tempfile.mkstemp(suffix=".jpg")  # libjpeg reads from a file
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            return _read(tmp, name, strict)
+            return _read(tmp, name, strict, data)
         finally:
             os.unlink(tmp)
     except JpegError as exc:
@@ -445,7 +455,28 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         return image
 
 
-def _read(path: str, name: str, strict: bool) -> JpegImage:
+def _adobe_transform(data: bytes):
+    """The transform flag of the last Adobe APP14 segment before the first scan, or None (as libjpeg records it)."""
+    pos, n, found = 2, len(data), None
+    while pos + 4 <= n and data[pos] == 0xFF:
+        while pos < n and data[pos] == 0xFF:
+            pos += 1
+        if pos >= n:
+            break
+        marker = data[pos]
+        pos += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            continue
+        if marker in (0xD9, 0xDA) or pos + 2 > n:
+            break
+        length = int.from_bytes(data[pos:pos + 2], "big")
+        if marker == 0xEE and length >= 14 and data[pos + 2:pos + 7] == b"Adobe" and pos + 14 <= n:
+            found = data[pos + 13]
+        pos += length
+    return found
+
+
+def _read(path: str, name: str, strict: bool, data: bytes = b"") -> JpegImage:
     import jpeglib
 
     messages = _LibjpegMessages()
@@ -461,12 +492,15 @@ def _read(path: str, name: str, strict: bool) -> JpegImage:
             raise JpegError(f"{name}: corrupt JPEG data ({messages.text}); "
                             "read_jpeg(..., strict=False) accepts what libjpeg recovered")
         warnings.warn(f"{name}: {messages.text}", JpegWarning, stacklevel=3)
-    space = {"JCS_GRAYSCALE": "gray", "JCS_YCbCr": "ycbcr", "JCS_RGB": "rgb"}.get(jpeg.jpeg_color_space.name)
+    space = {"JCS_GRAYSCALE": "gray", "JCS_YCbCr": "ycbcr", "JCS_RGB": "rgb",
+             "JCS_CMYK": "cmyk", "JCS_YCCK": "cmyk"}.get(jpeg.jpeg_color_space.name)
     ncomp = int(jpeg.num_components)
-    if space is None or ncomp != (1 if space == "gray" else 3):
+    if space == "cmyk":  # jpeglib names both CMYK; libjpeg 6b: no Adobe marker or transform 0 CMYK, else YCCK
+        space = "cmyk" if _adobe_transform(data or Path(path).read_bytes()) in (None, 0) else "ycck"
+    if space is None or ncomp != _COMPONENTS[space]:
         raise JpegError(f"{name}: colour space {jpeg.jpeg_color_space.name} with {ncomp} components is not "
-                        "supported; dctnet reads grey, YCbCr and RGB files")
-    arrays = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if ncomp == 3 else [])
+                        "supported; dctnet reads grey, YCbCr, RGB, CMYK and YCCK files")
+    arrays = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if ncomp >= 3 else []) + ([jpeg.K] if ncomp == 4 else [])
     coefficients = tuple(np.ascontiguousarray(a.reshape(*a.shape[:2], 64)[..., ZIGZAG], dtype=np.int16)
                          for a in arrays)
     qt = np.asarray(jpeg.qt).reshape(-1, 64)

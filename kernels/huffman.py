@@ -26,10 +26,11 @@ TABLE_OK, TABLE_OVERFULL, TABLE_DC_SYMBOL = range(3)
 LOOKAHEAD = 10  # bits resolved by one table look-up; longer codes use the canonical walk
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's D_MAX_BLOCKS_IN_MCU (and the standard's)
 
-# file table columns: image size, component count, per component c (0..2) sampling,
-# block grid and first block in the output, and the file's rows of the scan table
-F_HEIGHT, F_WIDTH, F_NCOMP, F_V, F_H, F_BH, F_BW, F_BASE, F_SCAN0, F_SCAN1 = 0, 1, 2, 3, 6, 9, 12, 15, 18, 19
-F_COLS = 20
+# file table columns: image size, component count, per component c (0..3: CMYK/YCCK have four)
+# sampling, block grid and first block in the output, and the file's rows of the scan table
+MAX_COMPONENTS = 4
+F_HEIGHT, F_WIDTH, F_NCOMP, F_V, F_H, F_BH, F_BW, F_BASE, F_SCAN0, F_SCAN1 = 0, 1, 2, 3, 7, 11, 15, 19, 23, 24
+F_COLS = 25
 # scan table columns: entropy-coded data [start, end), restart interval, component count,
 # then per scan component j (0..3): component index, DC table, AC table
 S_START, S_END, S_RESTART, S_NCOMP, S_COMP, S_DC, S_AC = 0, 1, 2, 3, 4, 8, 12
@@ -391,7 +392,7 @@ def _note(work, skipped, pos):
 def _check_scan(data, file, scan, ntables, nout):
     """Whether a scan row and its file row only point inside the data, tables and output."""
     nc = file[F_NCOMP]
-    if not 1 <= nc <= 3 or file[F_HEIGHT] < 1 or file[F_WIDTH] < 1:
+    if not 1 <= nc <= MAX_COMPONENTS or file[F_HEIGHT] < 1 or file[F_WIDTH] < 1:
         return False
     for c in range(nc):
         if not (1 <= file[F_V + c] <= 4 and 1 <= file[F_H + c] <= 4 and file[F_BH + c] >= 1

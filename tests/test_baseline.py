@@ -164,6 +164,154 @@ def test_read_stacked_and_threads():
         read_jpegs(files, threads=0)
 
 
+@pytest.mark.parametrize("size", [(700, 1000), (13, 1001), (999, 15)])  # one large case; sizes off the MCU grid
+def test_large_and_odd_sizes(size):
+    for mode in ("4:2:0", "4:2:2") if size[0] == 700 else ("4:2:0", "gray"):
+        data = pillow(*size, mode, 90)
+        same(read_baseline(data), read_jpeg(data))
+
+
+@pytest.mark.parametrize("quality", range(10, 101, 10))
+def test_qualities_with_optimized_tables_and_restarts(quality):
+    """Qualities 10..100, optimized Huffman tables, restart intervals 1 and 7, sizes not multiples of 8 or 16."""
+    for i, (h, w) in enumerate([(37, 53), (60, 22), (123, 97)]):
+        kw = [{"optimize": True}, {"restart_marker_blocks": 1}, {"restart_marker_blocks": 7, "optimize": True}][i]
+        data = pillow(h, w, ["4:2:0", "4:4:4", "4:2:2"][quality // 10 % 3], quality, **kw)
+        if "restart_marker_blocks" in kw:
+            assert b"\xff\xdd\x00\x04" + bytes([0, kw["restart_marker_blocks"]]) in data  # the DRI asked for
+        same(read_baseline(data), read_jpeg(data))
+
+
+def test_sixteen_bit_quantization_tables(tmp_path):
+    """DQT with 16-bit entries (precision 1, values over 255: libjpeg writes SOF1), both readers alike."""
+    img = dctnet.encode_jpeg(picture(37, 21, 3).transpose(2, 0, 1), quality=90)
+    qt = [q.copy() for q in img.qtables]
+    qt[0][5:] = np.arange(59) * 17 + 200  # up to 1186
+    qt[1][:] = 300
+    big = JpegImage(img.coefficients, tuple(qt), img.sampling, img.height, img.width)
+    path = write_jpeg(tmp_path / "q16.jpg", big)
+    data = path.read_bytes()
+    assert b"\xff\xc1" in data and data[data.index(b"\xff\xdb") + 4] >> 4 == 1  # SOF1, 16-bit DQT
+    ours, ref = read_baseline(data), read_jpeg(path)
+    same(ours, ref)
+    assert ours.qtables[0].max() == 1186
+    for a, b in zip(ours.coefficients, img.coefficients):
+        np.testing.assert_array_equal(a, b)
+    # a hand-made 16-bit DQT holding small values: precision 1, two bytes per entry
+    data = pillow(17, 33, "4:2:0", 75)
+    at = data.index(b"\xff\xdb")
+    length = int.from_bytes(data[at + 2:at + 4], "big")
+    tables, pos, seg = b"", 0, data[at + 4:at + 2 + length]
+    while pos < len(seg):
+        tables += bytes([0x10 | seg[pos] & 15]) + np.frombuffer(seg, np.uint8, 64, pos + 1).astype(">u2").tobytes()
+        pos += 65
+    patched = data[:at + 2] + (len(tables) + 2).to_bytes(2, "big") + tables + data[at + 2 + length:]
+    same(read_baseline(patched), read_jpeg(patched))
+    same(read_baseline(patched), read_baseline(data))
+
+
+# ----------------------------------------------------------------------------- four components
+
+def cmyk_file(h, w, quality=80, transform=0, seed=0, **kw):
+    """Pillow's CMYK JPEG (an Adobe marker, transform 0); ``transform`` rewrites the flag, None drops the marker."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([picture(h, w, 3, seed), picture(h, w, 1, seed + 1)[..., None]], axis=2)
+    x = np.clip(x.astype(np.int16) + rng.integers(-5, 6, x.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(x, "CMYK").save(buf, "JPEG", quality=quality, **kw)
+    data = buf.getvalue()
+    at = data.index(b"\xff\xee\x00\x0eAdobe")
+    if transform is None:
+        return data[:at] + data[at + 16:]
+    return _patch(data, at + 15, bytes([transform]))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 48), (101, 203)])
+@pytest.mark.parametrize("transform, space", [(0, "cmyk"), (2, "ycck"), (None, "cmyk")])
+def test_cmyk_and_ycck_read_every_component(size, transform, space):
+    data = cmyk_file(*size, transform=transform, seed=size[0])
+    ref = read_jpeg(data)
+    assert ref.color_space == space and len(ref.coefficients) == 4
+    for img in (read_baseline(data), read_jpegs([data, data])[1], dctnet.read_jpeg(data)):
+        same(img, ref)
+    coefs, qt = read_stacked([data, data])
+    assert len(coefs) == 4 and qt.shape == (2, 4, 64)
+    for c in range(4):
+        np.testing.assert_array_equal(coefs[c][1], ref.coefficients[c])
+        np.testing.assert_array_equal(qt[0, c], ref.qtables[c])
+
+
+def test_cmyk_with_restarts_and_unknown_transform():
+    for kw in ({"restart_marker_blocks": 1}, {"restart_marker_blocks": 7, "optimize": True}):
+        data = cmyk_file(40, 70, 60, **kw)
+        assert b"\xff\xd1" in data
+        same(read_baseline(data), read_jpeg(data))
+    bad = cmyk_file(16, 16, transform=1)  # libjpeg warns (and assumes YCCK): refused when strict
+    with pytest.raises(JpegError, match="transform 1"):
+        read_baseline(bad, "bad.jpg")
+    with pytest.raises(JpegError):
+        read_jpeg(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert dctnet.read_jpeg(bad, strict=False, decoder="libjpeg").color_space == "ycck"
+
+
+@pytest.mark.skipif(not os.environ.get("DCTNET_DATA"), reason="set DCTNET_DATA to the shared data folder")
+def test_corpus_cmyk_and_ycck_files():
+    """Every CMYK/YCCK file of the corpus that jpeglib reads cleanly reads identically here, four components."""
+    from dctnet.jpeg import _frame_header
+
+    seen = {}
+    for path in _corpus():
+        data = path.read_bytes()
+        frame = _frame_header(data)
+        if frame is None or frame[4] != 4:
+            continue
+        ref = clean_reference(path)
+        if ref is None:
+            continue
+        assert len(ref.coefficients) == 4
+        same(read_jpegs([path])[0], ref)
+        if not ref.progressive:
+            same(read_baseline(data), ref)
+        seen[path.name] = ref.color_space
+    assert seen.get("ycck.jpg") == "ycck" and seen.get("mozilla_jpg-cmyk-1.jpg") == "cmyk", seen
+    assert len(seen) >= 3, seen
+
+
+# ----------------------------------------------------------------------------- to the device
+
+def test_read_stacked_device():
+    files = [pillow(17, 33, "4:2:0", q) for q in (30, 90)]
+    ref_c, ref_q = read_stacked(files)
+    coefs, qt = read_stacked(files, device="cpu")
+    assert all(type(c) is np.ndarray for c in coefs) and type(qt) is np.ndarray
+    for a, b in zip(coefs, ref_c):
+        np.testing.assert_array_equal(a, b)
+    assert coefs[1].base is not None and coefs[1].base is coefs[0].base  # slices of one buffer
+    with pytest.raises(ValueError, match="device"):
+        read_stacked(files, device="tpu")
+    if not dctnet.cupy_available():
+        with pytest.raises(RuntimeError, match="CuPy"):
+            read_stacked(files, device="gpu")
+
+
+def test_read_stacked_to_gpu():
+    if not dctnet.cupy_available():
+        pytest.skip("needs CuPy and a GPU")
+    import cupy
+
+    files = [pillow(17, 33, "4:2:0", q) for q in (30, 90)] + [pillow(17, 33, "4:2:0", 75, progressive=True)]
+    ref_c, ref_q = read_stacked(files)
+    coefs, qt = read_stacked(files, device="gpu")
+    assert all(isinstance(c, cupy.ndarray) for c in coefs) and isinstance(qt, cupy.ndarray)
+    base = coefs[0].data.ptr
+    assert [c.data.ptr for c in coefs] == [base + sum(r.nbytes for r in ref_c[:c]) for c in range(3)]  # one buffer
+    for a, b in zip(coefs, ref_c):
+        np.testing.assert_array_equal(cupy.asnumpy(a), b)
+    np.testing.assert_array_equal(cupy.asnumpy(qt), ref_q)
+
+
 # ----------------------------------------------------------------------------- real files
 
 def test_cifar10_first_2000_test_files():
@@ -348,7 +496,7 @@ def test_hostile_headers():
         "max_pixels": _patch(data, sof + 5, b"\xff\x00\xff\x00"),  # 65280 x 65280
         "12-bit": _patch(data, sof + 4, b"\x0c"),
         "arithmetic coding": _patch(data, sof, b"\xff\xc9"),
-        "CMYK": _patch(data, sof + 9, b"\x04"),
+        "2-component": _patch(data, sof + 9, b"\x02"),
     }
     for what, bad in cases.items():
         with pytest.raises(JpegError, match=f"hostile.jpg: .*{what}"):

@@ -272,10 +272,22 @@ def test_unsupported_kinds_are_named(rng):
     lossless = rgb[:sof] + b"\xff\xc3" + rgb[sof + 2:]
     cmyk = io.BytesIO()
     Image.new("CMYK", (16, 16), (10, 20, 30, 40)).save(cmyk, "JPEG")
-    for data, match in [(twelve, "12-bit"), (arithmetic, "arithmetic"), (lossless, "lossless"),
-                        (cmyk.getvalue(), "CMYK")]:
+    for data, match in [(twelve, "12-bit"), (arithmetic, "arithmetic"), (lossless, "lossless")]:
         with pytest.raises(JpegError, match=match):
             read_jpeg(data)
+    two = rgb[: sof + 9] + b"\x02" + rgb[sof + 10:]              # SOF0 component count -> 2
+    with pytest.raises(JpegError, match="2-component"):
+        read_jpeg(two)
+    for decoder in ("auto", "libjpeg"):  # CMYK: its four components, no RGB form, no writing
+        img = read_jpeg(cmyk.getvalue(), decoder=decoder)
+        assert img.color_space == "cmyk" and len(img.coefficients) == 4 and len(img.qtables) == 4
+        assert all(c.shape == (2, 2, 64) for c in img.coefficients)
+        with pytest.raises(ValueError, match="no RGB DCT-domain form"):
+            img.to_dct()
+        with pytest.raises(ValueError, match="no RGB DCT-domain form"):
+            img.to_pixels()
+        with pytest.raises(ValueError, match="CMYK/YCCK"):
+            img.to_bytes()
     huge = rgb[: sof + 5] + (60000).to_bytes(2, "big") * 2 + rgb[sof + 9:]
     with pytest.raises(JpegError, match="max_pixels"):
         read_jpeg(huge)
@@ -292,6 +304,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="qtable"):
         JpegImage(ok.coefficients, (np.zeros(64, int),) * 3, ok.sampling, 16, 16)
     with pytest.raises(ValueError, match="color_space"):
+        JpegImage(ok.coefficients, ok.qtables, ok.sampling, 16, 16, "hsv")
+    with pytest.raises(ValueError, match="cmyk JpegImage needs 4 components"):
         JpegImage(ok.coefficients, ok.qtables, ok.sampling, 16, 16, "cmyk")
     with pytest.raises(ValueError, match="color must be"):
         ok.to_dct("hsv")
@@ -377,6 +391,11 @@ def test_corpus_reads_or_fails_cleanly(data_dir):
                 read_jpeg(path)
             continue
         clean += 1
+        if img.color_space in ("cmyk", "ycck"):  # coefficients only: no RGB form to compare
+            assert len(img.coefficients) == 4
+            with pytest.raises(ValueError, match="no RGB"):
+                img.to_pixels()
+            continue
         if img.height * img.width > 1 << 20:
             continue
         ours = np.clip(np.rint(img.to_pixels()), 0, 255)
@@ -387,7 +406,7 @@ def test_corpus_reads_or_fails_cleanly(data_dir):
         assert ours.shape == ref.shape, path.name
         # Clamping in libjpeg's integer pipeline moves saturated pixels; the bulk agrees.
         assert np.abs(ours - ref).mean() < 1.0, path.name
-    # libjpeg itself reads 80 of the 153 files; refused here: CMYK/YCCK, zero quantization steps.
+    # libjpeg itself reads 80 of the 153 files; refused here: zero quantization steps.
     assert read >= 65 and clean >= 30, (read, clean)
 
 
