@@ -98,6 +98,7 @@ class _Plan:
     sampling: list  # per component (v, h)
     qtables: list  # per component (64,) int32, zigzag, latched at its first scan
     scans: list = field(default_factory=list)  # rows of the kernel's scan table, offsets into data
+    notes: list = field(default_factory=list)  # lenient parsing: what it read differently from libjpeg 6b
     grid: list = field(init=False)  # per component (BH_c, BW_c), as libjpeg sizes it
 
     def __post_init__(self):
@@ -136,8 +137,10 @@ def _next_marker(data: bytes, pos: int, name: str):
 class _Parser:
     """Walks one file's marker segments into a :class:`_Plan` (or None for progressive files)."""
 
-    def __init__(self, data: bytes, name: str, tables: _Tables, max_pixels):
+    def __init__(self, data: bytes, name: str, tables: _Tables, max_pixels, lenient: bool = False):
         self.data, self.name, self.tables, self.max_pixels = data, name, tables, max_pixels
+        self.lenient = lenient  # a frame without DHT: the Annex K tables (libjpeg-turbo), else refused (6b)
+        self.notes = []
         self.qt = {}  # id -> (64,) int32
         self.huff = {}  # (is_dc, id) -> global table index
         self.saw_dht = False
@@ -203,6 +206,7 @@ class _Parser:
         if missing:
             self.fail(f"component {missing[0]} is in no scan (incomplete file)")
         self.plan.qtables = [self.latched[c] for c in range(len(self.frame[2]))]
+        self.plan.notes = self.notes
         return self.plan
 
     def app0(self, seg):
@@ -306,7 +310,10 @@ class _Parser:
         seen = []
         for j in range(ns):
             cid, sel = seg[1 + 2 * j], seg[2 + 2 * j]
-            if cid not in ids or cid in seen:
+            if cid in seen:  # libjpeg 6b decodes both into the one component and leaves another
+                # unscanned (all zero); libjpeg-turbo and IJG 9 refuse it: refused here too
+                self.fail(f"scan names component id {cid} twice (the frame has {ids}) (corrupt file)")
+            if cid not in ids:
                 self.fail(f"scan names component id {cid}, the frame has {ids} (corrupt file)")
             seen.append(cid)
             c = ids.index(cid)
@@ -334,6 +341,10 @@ class _Parser:
         if (is_dc, tid) not in self.huff:
             if self.saw_dht or tid > 1:
                 self.fail(f"scan uses Huffman {kind} table {tid}, which is not defined")
+            if not self.lenient:  # libjpeg 6b: "Huffman table 0x00 was not defined"
+                self.fail(f"scan uses Huffman {kind} table {tid}, but the file defines no Huffman tables (DHT), "
+                          "as in Motion-JPEG: libjpeg 6b refuses it as corrupt (strict=False: the Annex K tables)")
+            self.notes.append("no Huffman tables (DHT): decoded with the standard Annex K tables, as libjpeg-turbo does")
             self.huff.update(_standard_tables())
         spec, tid = self.huff[is_dc, tid]
         return self.tables.add(is_dc, spec, self.name, tid)
@@ -352,6 +363,10 @@ def _standard_tables():
 
 def _parse(data: bytes, name: str, tables: _Tables, max_pixels):
     return _Parser(data, name, tables, max_pixels).run()
+
+
+def _parse_lenient(data: bytes, name: str, tables: _Tables, max_pixels):
+    return _Parser(data, name, tables, max_pixels, lenient=True).run()
 
 
 class _Batch:
@@ -543,7 +558,7 @@ def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS, str
     segment reads as zero blocks), with a :class:`~dctnet.JpegWarning` saying what
     was skipped; other faults still raise.
     """
-    batch = _Batch([bytes(data)], [name], max_pixels, parse=_parse)
+    batch = _Batch([bytes(data)], [name], max_pixels, parse=_parse if strict else _parse_lenient)
     plan = batch.plan(0)
     if plan is None:
         return None
@@ -552,8 +567,9 @@ def read_baseline(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS, str
         out, failed = batch.decode([0], bases, total, None)
     else:
         out, failed, notes = batch.decode([0], bases, total, None, lenient=True)
-        if notes and not failed:
-            warnings.warn(notes[0], JpegWarning, stacklevel=_stacklevel)
+        what = plan.notes + ([notes[0].removeprefix(f"{name}: ")] if notes else [])
+        if what and not failed:
+            warnings.warn(f"{name}: {'; '.join(what)}", JpegWarning, stacklevel=_stacklevel)
     if failed:
         raise JpegError(failed[0])
     coefficients = tuple(out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases[0], plan.grid))
