@@ -210,6 +210,27 @@ def evaluate_shared(model, x, y, dist=None):
     return total_loss / n, correct / n
 
 
+def start_world(args):
+    """``(dist, main_rank, print)``: the MPI world under ``--distributed`` (else None) and a print for rank 0 only."""
+    dist, main_rank = None, True
+    if args.distributed:
+        from dctnet import distributed as dist
+
+        dist.init()
+        main_rank = dist.is_main()
+    return dist, main_rank, (builtins.print if main_rank else lambda *a, **k: None)
+
+
+def load_data_ranked(args, dist):
+    """:func:`load_data`, on rank 0 first when distributed: it writes the data cache the others then read."""
+    if dist and not dist.is_main():
+        dist.barrier()
+    data = load_data(args)
+    if dist and dist.is_main():
+        dist.barrier()
+    return data
+
+
 def build(args, in_channels):
     mean, std = STATS["mnist" if args.dataset == "mnist" else "cifar10"]
     model = paper_resnet(in_channels=in_channels, num_classes=10, mean=mean, std=std)
@@ -220,23 +241,12 @@ def build(args, in_channels):
 
 def main(argv=None):
     args = parse_args(argv)
-    dist, main_rank = None, True
-    if args.distributed:
-        from dctnet import distributed as dist
-
-        dist.init()
-        main_rank = dist.is_main()
-        if not main_rank:
-            args.no_progress = True
-    print = builtins.print if main_rank else (lambda *a, **k: None)  # noqa: A001 - rank 0 prints
+    dist, main_rank, print = start_world(args)  # noqa: A001 - rank 0 prints
+    args.no_progress = args.no_progress or not main_rank
     args.out.mkdir(parents=True, exist_ok=True)
     show = not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
-    if dist and not main_rank:
-        dist.barrier()  # rank 0 first: it writes the data cache
-    xtr, ytr, xte, yte = load_data(args)
-    if dist and main_rank:
-        dist.barrier()
+    xtr, ytr, xte, yte = load_data_ranked(args, dist)
     if dist:
         print(f"distributed: {dist.world_size()} processes, {args.batch_size // dist.world_size()} images each per step"
               f"{', synchronized batch norm' if args.sync_bn else ''}")

@@ -35,7 +35,6 @@ must be on a file system all ranks see).
 """
 
 import argparse
-import builtins
 import json
 import sys
 import time
@@ -160,21 +159,11 @@ def plot_tables(luma, chroma, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    dist, main_rank = None, True
-    if args.distributed:
-        from dctnet import distributed as dist
-
-        dist.init()
-        main_rank = dist.is_main()
-    print = builtins.print if main_rank else (lambda *a, **k: None)  # noqa: A001 - rank 0 prints
+    dist, main_rank, print = base.start_world(args)  # noqa: A001 - rank 0 prints
     args.out.mkdir(parents=True, exist_ok=True)
     show = main_rank and not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
-    if dist and not main_rank:
-        dist.barrier()  # rank 0 first: it writes the data cache
-    xtr, ytr, xte, yte = base.load_data(args)
-    if dist and main_rank:
-        dist.barrier()
+    xtr, ytr, xte, yte = base.load_data_ranked(args, dist)
     kind = "no JPEG layer (baseline)" if args.no_jpeg else f"JPEG layer ({args.init} init, alpha {args.alpha})"
     print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
           f"{time.perf_counter() - t0:.1f} s; {kind}")
