@@ -137,23 +137,8 @@ class JpegImage:
         >>> img.to_dct().shape
         (1, 1, 1, 64)
         """
-        if self.color_space in ("cmyk", "ycck"):
-            raise ValueError(_NO_RGB)
-        color = ("gray" if self.color_space == "gray" else "rgb") if color is None else color
-        if color not in COLOR_SPACES:
-            raise ValueError(f"color must be one of {COLOR_SPACES}, found {color!r}")
-        planes = self._planes()  # level-shifted, natural 8x8, full grid, float64
-        if self.color_space == "gray":
-            zero = np.zeros_like(planes[0])
-            planes = {"gray": [planes[0]], "ycbcr": [planes[0], zero, zero], "rgb": planes * 3}[color]
-        else:
-            to_ycc = RGB_TO_YCBCR if self.color_space == "rgb" else np.eye(3)
-            matrix = {"gray": to_ycc[:1], "ycbcr": to_ycc,
-                      "rgb": YCBCR_TO_RGB @ to_ycc if self.color_space == "ycbcr" else np.eye(3)}[color]
-            planes = [sum(m * p for m, p in zip(row, planes) if m != 0) for row in matrix]
-        out = np.stack(planes).reshape(len(planes), *self.blocks, 64)[..., ZIGZAG]
-        out[..., 0] += 1024.0  # level shift: 128 per pixel is 8 * 128 in the DC
-        return out.astype(dtype, copy=False)
+        return dct_picture(self.coefficients, self.qtables, self.sampling, self.color_space,
+                           self.height, self.width, color, dtype)
 
     def to_pixels(self, color: str | None = None, dtype=np.float32, crop: bool = True) -> np.ndarray:
         """The float decode ``(C, H, W)``: the IDCT of :meth:`to_dct`, unrounded and unclamped.
@@ -177,16 +162,6 @@ class JpegImage:
             os.unlink(tmp)
 
     # -- internals ----------------------------------------------------------------
-    def _planes(self) -> list:
-        """Dequantized components, upsampled to the full grid, as ``(BH, BW, 8, 8)`` float64."""
-        vmax, hmax = (max(s[i] for s in self.sampling) for i in (0, 1))
-        out = []
-        for coef, table, (v, h) in zip(self.coefficients, self.qtables, self.sampling):
-            f = (coef.astype(np.float64) * table)[..., _NATURAL].reshape(*coef.shape[:2], 8, 8)
-            out.append(_upsample(f, vmax // v, hmax // h, self.blocks)
-                       if (v, h) != (vmax, hmax) else f[: self.blocks[0], : self.blocks[1]])
-        return out
-
     def _write(self, path):
         import jpeglib
         from jpeglib.dct_jpeg import DCTJPEG
@@ -244,21 +219,61 @@ def _mark_rgb(path):
     Path(path).write_bytes(bytes(data[:2]) + adobe + bytes(data[2:]))
 
 
+def dct_picture(coefficients, qtables, sampling, color_space, height, width, color=None, dtype=np.float32):
+    """:meth:`JpegImage.to_dct` of one image or of a stack of images of one geometry.
+
+    ``coefficients``: per component ``(..., BH_c, BW_c, 64)`` quantized, zigzag;
+    ``qtables``: per component ``(..., 64)``. With the output of
+    :func:`dctnet.read_stacked` this builds a whole batch's DCT-domain pictures
+    ``(N, C, BH, BW, 64)`` at once.
+
+    >>> coefs, qt = dctnet.read_stacked(files)                                    # doctest: +SKIP
+    >>> x = dct_picture(coefs, qt.transpose(1, 0, 2), ((2, 2), (1, 1), (1, 1)), "ycbcr", 32, 32)  # doctest: +SKIP
+    """
+    if color_space in ("cmyk", "ycck"):
+        raise ValueError(_NO_RGB)
+    color = ("gray" if color_space == "gray" else "rgb") if color is None else color
+    if color not in COLOR_SPACES:
+        raise ValueError(f"color must be one of {COLOR_SPACES}, found {color!r}")
+    grid = (-(-height // 8), -(-width // 8))
+    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
+    planes = []  # dequantized, natural 8x8, upsampled to the full grid, float64
+    for coef, table, (v, h) in zip(coefficients, qtables, sampling):
+        table = np.asarray(table, np.float64)[..., None, None, :]
+        f = (coef.astype(np.float64) * table)[..., _NATURAL].reshape(*coef.shape[:-1], 8, 8)
+        planes.append(_upsample(f, vmax // v, hmax // h, grid)
+                      if (v, h) != (vmax, hmax) else f[..., : grid[0], : grid[1], :, :])
+    if color_space == "gray":
+        zero = np.zeros_like(planes[0])
+        planes = {"gray": [planes[0]], "ycbcr": [planes[0], zero, zero], "rgb": planes * 3}[color]
+    else:
+        to_ycc = RGB_TO_YCBCR if color_space == "rgb" else np.eye(3)
+        matrix = {"gray": to_ycc[:1], "ycbcr": to_ycc,
+                  "rgb": YCBCR_TO_RGB @ to_ycc if color_space == "ycbcr" else np.eye(3)}[color]
+        planes = [sum(m * p for m, p in zip(row, planes) if m != 0) for row in matrix]
+    out = np.stack(planes, axis=-5)  # (..., C, BH, BW, 8, 8)
+    out = out.reshape(*out.shape[:-2], 64)[..., ZIGZAG]
+    out[..., 0] += 1024.0  # level shift: 128 per pixel is 8 * 128 in the DC
+    return out.astype(dtype, copy=False)
+
+
 def _upsample(f, fy, fx, grid):
-    """Box (nearest) upsampling of natural DCT blocks ``(BH_c, BW_c, 8, 8)`` by (fy, fx), cropped to ``grid``.
+    """Box (nearest) upsampling of natural DCT blocks ``(..., BH_c, BW_c, 8, 8)`` by (fy, fx), cropped to ``grid``.
 
     For factors dividing 8 every output block comes from one input block through
     ``A_p F A_q^T`` with ``A_p = D E_p D^T`` (E_p repeats rows): no pixels made.
     Other factors (3, allowed by the standard) go through the exact float IDCT.
     """
     if 8 % fy or 8 % fx:
-        pixels = from_dct(f.reshape(*f.shape[:2], 64)[..., ZIGZAG])
-        pixels = np.repeat(np.repeat(pixels, fy, axis=0), fx, axis=1)
-        pixels = pixels[: 8 * grid[0], : 8 * grid[1]]  # the grid never exceeds the upsampled planes
-        return to_dct(pixels)[..., _NATURAL].reshape(*grid, 8, 8)
-    f = np.einsum("pru,bcuv->bpcrv", _box_maps(fy), f).reshape(-1, f.shape[1], 8, 8)
-    f = np.einsum("qsv,bcuv->bcqus", _box_maps(fx), f).reshape(f.shape[0], -1, 8, 8)
-    return f[: grid[0], : grid[1]]
+        pixels = from_dct(f.reshape(*f.shape[:-2], 64)[..., ZIGZAG])
+        pixels = np.repeat(np.repeat(pixels, fy, axis=-2), fx, axis=-1)
+        pixels = pixels[..., : 8 * grid[0], : 8 * grid[1]]  # the grid never exceeds the upsampled planes
+        return to_dct(pixels)[..., _NATURAL].reshape(*pixels.shape[:-2], *grid, 8, 8)
+    f = np.einsum("pru,...bcuv->...bpcrv", _box_maps(fy), f)
+    f = f.reshape(*f.shape[:-5], -1, f.shape[-3], 8, 8)
+    f = np.einsum("qsv,...bcuv->...bcqus", _box_maps(fx), f)
+    f = f.reshape(*f.shape[:-5], f.shape[-5], -1, 8, 8)
+    return f[..., : grid[0], : grid[1], :, :]
 
 
 def _box_maps(factor: int) -> np.ndarray:

@@ -618,3 +618,29 @@ def test_hostile_headers_shared_by_many_files():
         read_jpegs([data, bytes(zero_q), bytes(zero_q)])
     with pytest.raises(JpegError, match="<bytes>: a quantization table holds a zero"):
         read_stacked([data, bytes(zero_q)])
+
+
+@pytest.mark.parametrize("sampling, size", [
+    (((2, 2), (1, 1), (1, 1)), (32, 32)),  # CIFAR-10's 4:2:0
+    (((3, 1), (1, 1), (1, 1)), (23, 10)),  # a factor 3: through the exact IDCT, partial blocks
+    (((1, 1),), (9, 17)),                  # grey
+])
+def test_dct_picture_of_a_stack_equals_each_image(sampling, size):
+    """dctnet.dct_picture on read_stacked output == JpegImage.to_dct of every file, in every colour form."""
+    from dctnet.jpeg import _blocks
+
+    h, w = size
+    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
+    rng = np.random.default_rng(3)
+    space = "gray" if len(sampling) == 1 else "ycbcr"
+    images = []
+    for _ in range(3):
+        coefs = tuple(rng.integers(-30, 31, (_blocks(h, v, vmax), _blocks(w, hh, hmax), 64)).astype(np.int16)
+                      for v, hh in sampling)
+        qt = tuple(rng.integers(1, 40, 64).astype(np.int32) for _ in sampling)
+        images.append(JpegImage(coefs, qt, sampling, h, w, space))
+    coefs, qtables = read_stacked([img.to_bytes() for img in images])
+    for color in ("gray", "ycbcr", "rgb"):
+        batch = dctnet.dct_picture(coefs, qtables.transpose(1, 0, 2), sampling, space, h, w, color, np.float64)
+        expected = np.stack([img.to_dct(color, np.float64) for img in images])
+        np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-9)
