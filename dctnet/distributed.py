@@ -45,6 +45,7 @@ import numpy as np
 
 from . import nn
 from .autograd import Function
+from .functional import dct_norm
 from .backend import get_array_module, is_cupy_array
 
 __all__ = [
@@ -409,9 +410,6 @@ class _SyncBatchNorm(Function):
         return gx, None, None, gw, gbias
 
 
-_DCT_AXES = (0, 2, 3, 4)
-
-
 class _SyncDCTBatchNorm(Function):
     """Training-mode DCT-domain BN (DESIGN.md §3) with statistics over every rank's batch."""
 
@@ -424,18 +422,14 @@ class _SyncDCTBatchNorm(Function):
         n = blocks * 64  # pixels per channel
         if n:  # pixel mean = mean(DC) / 8; sum over pixels of (x - mean)^2 = sum_k F_k^2 - n * mean^2
             local_mean = x[..., 0].sum(axis=(0, 2, 3)) / (8 * blocks)
-            local_m2 = (x * x).sum(axis=_DCT_AXES) - n * local_mean * local_mean
+            local_m2 = (x * x).sum(axis=dct_norm._AXES) - n * local_mean * local_mean
         else:
             local_mean = local_m2 = xp.zeros(c, x.dtype)
         count, mu, var = _global_moments(n, local_mean, local_m2, x.dtype)
         var = xp.maximum(var, 0)
         _update_running(running_mean, running_var, mu, var, count, momentum)
         inv_std = 1 / xp.sqrt(var + eps)
-        gamma = xp.ones(c, x.dtype) if weight is None else weight
-        beta = xp.zeros(c, x.dtype) if bias is None else bias
-        g = gamma * inv_std
-        out = x * g[:, None, None, None]
-        out[..., 0] += (8 * (beta - g * mu))[:, None, None]
+        out, gamma = dct_norm.affine(x, mu, inv_std, weight, bias)
         ctx.save_for_backward(x, mu, inv_std, gamma)
         ctx.count = count
         return out
@@ -444,17 +438,12 @@ class _SyncDCTBatchNorm(Function):
         x, mu, inv_std, gamma = ctx.saved
         xp = get_array_module(dy)
         c = x.shape[1]
-        bshape = (slice(None), None, None, None)
-        xhat = x * inv_std[bshape]
-        xhat[..., 0] -= (8 * mu * inv_std)[:, None, None]
-        local = xp.concatenate([(dy * xhat).sum(axis=_DCT_AXES), 8 * dy[..., 0].sum(axis=(0, 2, 3))])
+        xhat = dct_norm.normalized(x, mu, inv_std)
+        local = xp.concatenate(dct_norm.parameter_grads(dy, xhat))
         dx = None
         if ctx.needs_input_grad[0]:
             total = _allreduce_inplace(local.copy())
-            dgamma, dbeta = total[:c], total[c:]
-            dx = dy - xhat * (dgamma / ctx.count)[bshape]
-            dx[..., 0] -= (dbeta / ctx.count * 8)[:, None, None]
-            dx *= (gamma * inv_std)[bshape]
+            dx = dct_norm.batch_input_grad(dy, xhat, total[:c], total[c:], ctx.count, gamma, inv_std)
         return dx, None, None, local[:c], local[c:]
 
 

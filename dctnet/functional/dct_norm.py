@@ -26,6 +26,40 @@ from ..backend import get_array_module
 __all__ = ["dct_batch_norm"]
 
 _AXES = (0, 2, 3, 4)  # batch, block rows, block columns, coefficients
+_B = (slice(None), None, None, None)  # a per-channel vector against (C, BH, BW, 64)
+
+
+def affine(x, mu, inv_std, weight, bias):
+    """``(out, gamma)``: every coefficient times ``g = gamma * inv_std``, the DC shifted by ``8 * (beta - g * mu)``."""
+    xp = get_array_module(x)
+    c = x.shape[1]
+    gamma = xp.ones(c, x.dtype) if weight is None else weight
+    beta = xp.zeros(c, x.dtype) if bias is None else bias
+    g = gamma * inv_std
+    out = x * g[_B]
+    out[..., 0] += (8 * (beta - g * mu))[:, None, None]
+    return out, gamma
+
+
+def normalized(x, mu, inv_std):
+    """``x_hat`` in the DCT domain: scaled, with the mean (a constant field) taken from the DC only."""
+    xhat = x * inv_std[_B]
+    xhat[..., 0] -= (8 * mu * inv_std)[:, None, None]
+    return xhat
+
+
+def parameter_grads(dy, xhat):
+    """``(dgamma, dbeta)`` summed over this batch."""
+    return (dy * xhat).sum(axis=_AXES), 8 * dy[..., 0].sum(axis=(0, 2, 3))
+
+
+def batch_input_grad(dy, xhat, dgamma, dbeta, count, gamma, inv_std):
+    """Spatial BN's ``g/sigma * (dy - mean(dy) - xhat * mean(dy * xhat))`` over ``count`` pixels,
+    with mean(dy) a constant field, i.e. 8 * mean_pixel(dy) in the DC."""
+    dx = dy - xhat * (dgamma / count)[_B]
+    dx[..., 0] -= (dbeta / count * 8)[:, None, None]
+    dx *= (gamma * inv_std)[_B]
+    return dx
 
 
 class DCTBatchNorm(Function):
@@ -54,32 +88,21 @@ class DCTBatchNorm(Function):
                 raise ValueError("dct_batch_norm in eval mode needs running_mean and running_var")
             mu, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
         inv_std = 1 / xp.sqrt(var + eps)
-        gamma = xp.ones(c, x.dtype) if weight is None else weight
-        beta = xp.zeros(c, x.dtype) if bias is None else bias
-        g = gamma * inv_std
-        out = x * g[:, None, None, None]
-        out[..., 0] += (8 * (beta - g * mu))[:, None, None]
+        out, gamma = affine(x, mu, inv_std, weight, bias)
         ctx.save_for_backward(x, mu, inv_std, gamma)
         ctx.training, ctx.count = training, count
         return out
 
     def backward(ctx, dy):
         x, mu, inv_std, gamma = ctx.saved
-        bshape = (slice(None), None, None, None)
-        xhat = x * inv_std[bshape]  # centred below: only the DC carries the mean
-        xhat[..., 0] -= (8 * mu * inv_std)[:, None, None]
-        dgamma = (dy * xhat).sum(axis=_AXES)
-        dbeta = 8 * dy[..., 0].sum(axis=(0, 2, 3))
+        xhat = normalized(x, mu, inv_std)
+        dgamma, dbeta = parameter_grads(dy, xhat)
         dx = None
         if ctx.needs_input_grad[0]:
             if ctx.training:
-                # Spatial BN: g/sigma * (dy - mean(dy) - xhat * mean(dy * xhat)),
-                # with mean(dy) a constant field, i.e. 8 * mean_pixel(dy) in the DC.
-                dx = dy - xhat * (dgamma / ctx.count)[bshape]
-                dx[..., 0] -= (dbeta / ctx.count * 8)[:, None, None]
-                dx *= (gamma * inv_std)[bshape]
+                dx = batch_input_grad(dy, xhat, dgamma, dbeta, ctx.count, gamma, inv_std)
             else:
-                dx = dy * (gamma * inv_std)[bshape]
+                dx = dy * (gamma * inv_std)[_B]
         return dx, None, None, dgamma, dbeta
 
 
