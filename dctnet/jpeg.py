@@ -297,34 +297,42 @@ _SOF_NAMES = {0xC3: "lossless", 0xC5: "hierarchical (differential sequential)",
               0xCE: "arithmetic coding (hierarchical progressive)", 0xCF: "arithmetic coding (hierarchical lossless)"}
 
 
-def _frame_header(data: bytes):
-    """``(sof_marker, precision, height, width, components)`` from the marker segments, or None.
+def _segments(data: bytes):
+    """``(marker, payload start, length)`` of the marker segments before the first scan.
 
-    A cheap walk to the frame header, so unsupported kinds of JPEG get an error
-    that names the feature and absurd sizes are refused before any allocation.
-    Malformed files return None and are left to libjpeg's own checks.
+    A cheap walk (fill bytes skipped, stand-alone markers passed over) that stops
+    at SOS, EOI or anything malformed, which is left to the decoders' own checks.
     """
     pos, n = 2, len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
+    while pos + 4 <= n and data[pos] == 0xFF:
         while pos < n and data[pos] == 0xFF:  # fill bytes
             pos += 1
         if pos >= n:
-            return None
+            return
         marker = data[pos]
         pos += 1
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             continue
         if marker in (0xD9, 0xDA) or pos + 2 > n:
-            return None
+            return
         length = int.from_bytes(data[pos:pos + 2], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if length < 8 or pos + 8 > n:
-                return None
-            seg = data[pos + 2:pos + 8]
-            return marker, seg[0], int.from_bytes(seg[1:3], "big"), int.from_bytes(seg[3:5], "big"), seg[5]
+        yield marker, pos + 2, length
         pos += length
+
+
+def _frame_header(data: bytes):
+    """``(sof_marker, precision, height, width, components)`` from the marker segments, or None.
+
+    So unsupported kinds of JPEG get an error that names the feature and absurd
+    sizes are refused before any allocation. Malformed files return None and are
+    left to libjpeg's own checks.
+    """
+    for marker, start, length in _segments(data):
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if length < 8 or start + 6 > len(data):
+                return None
+            seg = data[start:start + 6]
+            return marker, seg[0], int.from_bytes(seg[1:3], "big"), int.from_bytes(seg[3:5], "big"), seg[5]
     return None
 
 
@@ -472,22 +480,10 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
 
 def _adobe_transform(data: bytes):
     """The transform flag of the last Adobe APP14 segment before the first scan, or None (as libjpeg records it)."""
-    pos, n, found = 2, len(data), None
-    while pos + 4 <= n and data[pos] == 0xFF:
-        while pos < n and data[pos] == 0xFF:
-            pos += 1
-        if pos >= n:
-            break
-        marker = data[pos]
-        pos += 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            continue
-        if marker in (0xD9, 0xDA) or pos + 2 > n:
-            break
-        length = int.from_bytes(data[pos:pos + 2], "big")
-        if marker == 0xEE and length >= 14 and data[pos + 2:pos + 7] == b"Adobe" and pos + 14 <= n:
-            found = data[pos + 13]
-        pos += length
+    found = None
+    for marker, start, length in _segments(data):
+        if marker == 0xEE and length >= 14 and data[start:start + 5] == b"Adobe" and start + 12 <= len(data):
+            found = data[start + 11]
     return found
 
 
