@@ -66,21 +66,26 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--limit", type=int, default=None, help="train on this many images (a random subset)")
-    p.add_argument("--no-augment", action="store_true", help="CIFAR-10: no random crop / flip")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/train"))
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.h5")
-    p.add_argument("--stop-after", type=int, default=None, metavar="K",
-                   help="stop after K epochs of this run (a later --resume goes on)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--distributed", action="store_true",
-                   help="data-parallel over MPI: launch with mpiexec -n N python -m mpi4py examples/train.py")
+    add_run_args(p, "train.py", Path("runs/train"))
     p.add_argument("--sync-bn", action="store_true", help="with --distributed: batch norm over the global batch")
     args = p.parse_args(argv)
     if args.sync_bn and not args.distributed:
         p.error("--sync-bn needs --distributed")
     return args
+
+
+def add_run_args(p, script, out):
+    """The options every training script shares: data subset, seed, output, resume, progress, MPI."""
+    p.add_argument("--limit", type=int, default=None, help="train on this many images (a random subset)")
+    p.add_argument("--no-augment", action="store_true", help="CIFAR-10: no random crop / flip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=out)
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.h5")
+    p.add_argument("--stop-after", type=int, default=None, metavar="K",
+                   help="stop after K epochs of this run (a later --resume goes on)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--distributed", action="store_true",
+                   help=f"data-parallel over MPI: launch with mpiexec -n N python -m mpi4py examples/{script}")
 
 
 # ----------------------------------------------------------------------------- data

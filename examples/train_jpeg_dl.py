@@ -73,16 +73,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--bits", type=int, default=8)
-    p.add_argument("--limit", type=int, default=None, help="train on this many images (a random subset)")
-    p.add_argument("--no-augment", action="store_true", help="no random crop / flip")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("runs/jpegdl"))
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.h5")
-    p.add_argument("--stop-after", type=int, default=None, metavar="K",
-                   help="stop after K epochs of this run (a later --resume goes on)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--distributed", action="store_true",
-                   help="data-parallel over MPI: mpiexec -n N python -m mpi4py examples/train_jpeg_dl.py --distributed")
+    base.add_run_args(p, "train_jpeg_dl.py", Path("runs/jpegdl"))
     args = p.parse_args(argv)
     args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
     args.relu_frequencies, args.relu = 15, "asm"
