@@ -53,6 +53,15 @@ def same(img, ref):
         np.testing.assert_array_equal(a, b)
 
 
+def same_stack(coefs, qtables, files):
+    """Assert read_stacked's arrays hold every file's coefficients and tables as libjpeg reads them."""
+    for i, f in enumerate(files):
+        ref = read_jpeg(f)
+        for c, (a, b) in enumerate(zip(ref.coefficients, ref.qtables)):
+            np.testing.assert_array_equal(coefs[c][i], a)
+            np.testing.assert_array_equal(qtables[i, c], b)
+
+
 def clean_reference(source):
     """jpeglib's reading when it succeeds without any libjpeg warning, else None."""
     try:
@@ -173,11 +182,7 @@ def test_read_stacked_and_threads():
     files = [pillow(17, 33, "4:2:0", q) for q in (10, 40, 70, 95)] + [pillow(17, 33, "4:2:0", 75, progressive=True)]
     coefs, qt = read_stacked(files, threads=1)
     assert [c.shape for c in coefs] == [(5, 3, 5, 64), (5, 2, 3, 64), (5, 2, 3, 64)] and qt.shape == (5, 3, 64)
-    for i, f in enumerate(files):
-        ref = read_jpeg(f)
-        for c in range(3):
-            np.testing.assert_array_equal(coefs[c][i], ref.coefficients[c])
-            np.testing.assert_array_equal(qt[i, c], ref.qtables[c])
+    same_stack(coefs, qt, files)
     with pytest.raises(ValueError, match="one geometry"):
         read_stacked([files[0], pillow(17, 32, "4:2:0", 75)])
     with pytest.raises(ValueError, match="threads"):
@@ -595,11 +600,7 @@ def test_read_stacked_files_of_different_headers():
     files = [pillow(24, 24, "4:2:2", q, optimize=q > 50) for q in (20, 60, 60, 90)]
     files.append(files[0][:-2] + b"\xff\xfe\x00\x03x\xff\xd9")  # COM after the scan
     coefs, qt = read_stacked(files, threads=1)
-    for i, f in enumerate(files):
-        ref = read_jpeg(f)
-        for c in range(3):
-            np.testing.assert_array_equal(coefs[c][i], ref.coefficients[c])
-            np.testing.assert_array_equal(qt[i, c], ref.qtables[c])
+    same_stack(coefs, qt, files)
     with pytest.raises(ValueError, match="one geometry"):
         read_stacked(files + [pillow(24, 24, "4:2:0", 60)])
 
