@@ -85,9 +85,10 @@ class Module:
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
-        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, *args, **kwargs)
         bound.apply_defaults()
-        params = inspect.signature(cls.__init__).parameters
+        params = signature.parameters
         args_ = {
             name: _json_value(value)
             for name, value in list(bound.arguments.items())[1:]
