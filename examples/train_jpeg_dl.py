@@ -47,7 +47,7 @@ import train as base  # examples/train.py: data, augmentation, evaluation, histo
 
 import dctnet
 from dctnet import nn, optim
-from dctnet.jpegdl import JPEGLayer, tables_from_statistics
+from dctnet.jpegdl import JPEGLayer, sensitivity_tables, tables_from_statistics
 
 
 def parse_args(argv=None):
@@ -60,9 +60,14 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--q-lr", type=float, default=3e-3, help="the JPEG layer's Adam learning rate")
     p.add_argument("--no-jpeg", action="store_true", help="train the network without the JPEG layer (baseline)")
-    p.add_argument("--init", choices=["constant", "quality", "statistics"], default="quality",
-                   help="initial tables: constant --q-init, the IJG tables of --quality, or from the "
-                        "training set's mean |DCT coefficient| (largest luma step --q-max)")
+    p.add_argument("--init", choices=["constant", "quality", "statistics", "sensitivity"], default="quality",
+                   help="initial tables: constant --q-init, the IJG tables of --quality, from the training "
+                        "set's mean |DCT coefficient|, or from the sensitivity of --pretrained (the paper's "
+                        "choice); the last two scaled so the largest luma step is --q-max")
+    p.add_argument("--pretrained", type=Path, default=None,
+                   help="a trained pixel model (.h5) for --init sensitivity")
+    p.add_argument("--sensitivity-images", type=int, default=2000,
+                   help="training images over which --init sensitivity averages")
     p.add_argument("--q-init", type=float, default=8.0)
     p.add_argument("--quality", type=int, default=50)
     p.add_argument("--q-max", type=float, default=64.0)
@@ -75,12 +80,14 @@ def parse_args(argv=None):
     p.add_argument("--bits", type=int, default=8)
     base.add_run_args(p, "train_jpeg_dl.py", Path("runs/jpegdl"))
     args = p.parse_args(argv)
+    if args.init == "sensitivity" and not args.no_jpeg and args.pretrained is None:
+        p.error("--init sensitivity needs --pretrained MODEL.h5 (a trained pixel model, e.g. from examples/train.py)")
     args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
     args.relu_frequencies, args.relu = 15, "asm"
     return args
 
 
-def build(args, xtr):
+def build(args, xtr, ytr):
     """``(model, layer or None)``: the paper's network, behind a JPEGLayer unless --no-jpeg."""
     nn.manual_seed(args.seed)
     net = base.build(args, xtr.shape[1])
@@ -90,6 +97,12 @@ def build(args, xtr):
         init = (dctnet.quant_table(args.quality, "luma"), dctnet.quant_table(args.quality, "chroma"))
     elif args.init == "statistics":
         init = tables_from_statistics(dctnet.qtables.dct_statistics(xtr), q_max=args.q_max, q_min=args.q_min)
+    elif args.init == "sensitivity":
+        pretrained = dctnet.load(args.pretrained)
+        n = min(args.sensitivity_images, len(xtr))
+        batches = range(0, n, args.batch_size)
+        init = sensitivity_tables(pretrained, (xtr[i:i + args.batch_size] for i in batches),
+                                  (ytr[i:i + args.batch_size] for i in batches), q_max=args.q_max, q_min=args.q_min)
     else:
         init = "constant"
     layer = JPEGLayer(init=init, q_init=args.q_init, alpha=args.alpha, alpha_init=args.alpha_init,
@@ -177,7 +190,7 @@ def main(argv=None):
     else:
         if args.resume:
             print(f"no checkpoint at {last}: starting afresh")
-        model, layer = build(args, xtr)
+        model, layer = build(args, xtr, ytr)
         sgd, adam = make_optimizers(args, model, layer)
         sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
