@@ -24,7 +24,8 @@ exactly. For ``dctnet.load_checkpoint`` to rebuild the SGD optimizer on
 with learning rate 0 (it never moves them; Adam does). The end writes
 ``<out>/model.h5``, ``history.csv``/``history.json`` (and ``history.png``),
 prints the test accuracy and the learned tables (rounded for a real JPEG
-encoder, 8x8 natural order), writes them to ``<out>/qtables.json`` and, with
+encoder, 8x8 natural order), writes them to ``<out>/qtables.json`` (with the
+unrounded initial tables, also kept in the checkpoints' ``qtables_initial``) and, with
 matplotlib, heat maps to ``<out>/qtables.png``.
 
 ``--distributed`` trains data-parallel over MPI as ``examples/train.py`` does
@@ -80,6 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--bits", type=int, default=8)
     base.add_run_args(p, "train_jpeg_dl.py", Path("runs/jpegdl"))
     args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error(f"--epochs must be at least 1, found {args.epochs}")
     if args.init == "sensitivity" and not args.no_jpeg and args.pretrained is None:
         p.error("--init sensitivity needs --pretrained MODEL.h5 (a trained pixel model, e.g. from examples/train.py)")
     args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
@@ -99,10 +102,9 @@ def build(args, xtr, ytr):
         init = tables_from_statistics(dctnet.qtables.dct_statistics(xtr), q_max=args.q_max, q_min=args.q_min)
     elif args.init == "sensitivity":
         pretrained = dctnet.load(args.pretrained)
-        n = min(args.sensitivity_images, len(xtr))
-        batches = range(0, n, args.batch_size)
-        init = sensitivity_tables(pretrained, (xtr[i:i + args.batch_size] for i in batches),
-                                  (ytr[i:i + args.batch_size] for i in batches), q_max=args.q_max, q_min=args.q_min)
+        x, y, b = xtr[:args.sensitivity_images], ytr[:args.sensitivity_images], args.batch_size
+        init = sensitivity_tables(pretrained, (x[i:i + b] for i in range(0, len(x), b)),
+                                  (y[i:i + b] for i in range(0, len(y), b)), q_max=args.q_max, q_min=args.q_min)
     else:
         init = "constant"
     layer = JPEGLayer(init=init, q_init=args.q_init, alpha=args.alpha, alpha_init=args.alpha_init,
@@ -186,6 +188,7 @@ def main(argv=None):
         sched = optim.CosineAnnealingLR(sgd, T_max=meta["epochs"])
         sched.load_state_dict(meta["scheduler"])
         start, history, epochs = meta["epoch"] + 1, meta["history"], meta["epochs"]
+        initial = meta.get("qtables_initial")
         print(f"resumed from {last} after epoch {start} of {epochs}")
     else:
         if args.resume:
@@ -194,6 +197,7 @@ def main(argv=None):
         sgd, adam = make_optimizers(args, model, layer)
         sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
+        initial = None if layer is None else {"luma": layer.q_luma.data.tolist(), "chroma": layer.q_chroma.data.tolist()}
     augment_on = args.dataset != "mnist" and not args.no_augment
     batch_size, sampler = args.batch_size, None
     if dist:  # same start on every rank, whatever each built or read
@@ -227,7 +231,7 @@ def main(argv=None):
               flush=True)
         if main_rank:
             dctnet.save(model, last, optimizer=sgd, epoch=epoch, epochs=epochs, history=history,
-                        scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam),
+                        scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam), qtables_initial=initial,
                         args={k: str(v) for k, v in vars(args).items()})
 
     if dist:
@@ -243,13 +247,14 @@ def main(argv=None):
     if layer is not None:
         luma, chroma = layer.export_qtables()
         meta["qtables"] = {"luma": luma.tolist(), "chroma": chroma.tolist()}
+        meta["qtables_initial"] = initial
     dctnet.save(model, args.out / "model.h5", **meta)
     base.write_history(history, args.out)
     if history:
         print(f"final test accuracy {history[-1]['test_acc']:.4f} ({args.dataset}, {kind}); "
               f"model in {args.out / 'model.h5'}")
     if layer is not None:
-        (args.out / "qtables.json").write_text(json.dumps(meta["qtables"], indent=1))
+        (args.out / "qtables.json").write_text(json.dumps({**meta["qtables"], "initial": initial}, indent=1))
         with np.printoptions(linewidth=120):
             print("learned luma table (8x8, natural order; zigzag in qtables.json):")
             print(natural(luma))

@@ -313,3 +313,27 @@ def test_example_trains_saves_and_resumes_exactly(tmp_path):
     meta = dctnet.load_checkpoint(tmp_path / "a" / "model.h5").metadata
     assert np.array_equal(meta["qtables"]["luma"], a[0].export_qtables()[0])
     assert (tmp_path / "a" / "qtables.json").is_file()
+
+
+def test_example_starts_from_a_pretrained_models_sensitivity(tmp_path):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "examples"))
+    example = pytest.importorskip("train_jpeg_dl")
+    pretrained = root / "examples" / "models" / "cifar10_paper_resnet.h5"
+    with pytest.raises(SystemExit):  # --init sensitivity without a model: a usage error
+        example.parse_args(["--init", "sensitivity"])
+    with pytest.raises(SystemExit):
+        example.parse_args(["--epochs", "0"])
+    example.main(["--dataset", "sample", "--epochs", "1", "--batch-size", "50", "--no-progress", "--init",
+                  "sensitivity", "--pretrained", str(pretrained), "--sensitivity-images", "60", "--q-max", "10",
+                  "--alpha", "fixed", "--alpha-init", "1", "--out", str(tmp_path)])
+    x, y = dctnet.datasets.sample_cifar10("pixels").data.astype(np.float32), dctnet.datasets.sample_cifar10("pixels").labels
+    luma, chroma = sensitivity_tables(dctnet.load(pretrained), [x[:50], x[50:60]], [y[:50], y[50:60]], q_max=10.0)
+    meta = dctnet.load_checkpoint(tmp_path / "model.h5").metadata
+    np.testing.assert_allclose(meta["qtables_initial"]["luma"], luma, rtol=1e-5)
+    np.testing.assert_allclose(meta["qtables_initial"]["chroma"], chroma, rtol=1e-5)
+    assert max(meta["qtables_initial"]["luma"]) == pytest.approx(10.0)
+    assert dctnet.load_checkpoint(tmp_path / "last.h5").metadata["qtables_initial"] == meta["qtables_initial"]
