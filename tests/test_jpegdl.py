@@ -337,3 +337,34 @@ def test_example_starts_from_a_pretrained_models_sensitivity(tmp_path):
     np.testing.assert_allclose(meta["qtables_initial"]["chroma"], chroma, rtol=1e-5)
     assert max(meta["qtables_initial"]["luma"]) == pytest.approx(10.0)
     assert dctnet.load_checkpoint(tmp_path / "last.h5").metadata["qtables_initial"] == meta["qtables_initial"]
+
+
+def test_results_example_summarizes_seeds_tables_and_sizes(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    train = pytest.importorskip("train_jpeg_dl")
+    results = pytest.importorskip("jpeg_dl_results")
+    runs = {}
+    for arm in ("jpeg", "base"):
+        for seed in (0, 1):
+            out = tmp_path / f"{arm}-s{seed}"
+            extra = ["--no-jpeg"] if arm == "base" else []
+            history = train.main(["--dataset", "sample", "--epochs", "1", "--batch-size", "50", "--no-progress",
+                                  "--seed", str(seed), "--out", str(out), *extra])
+            runs[arm, seed] = history[-1]["test_acc"]
+    with pytest.raises(SystemExit, match="no JPEG layer|have none"):  # the arms swapped
+        results.main(["--jpeg", str(tmp_path / "base-s0"), "--baseline", str(tmp_path / "jpeg-s0"),
+                      "--out", str(tmp_path / "bad")])
+    results.main(["--jpeg", str(tmp_path / "jpeg-s0"), str(tmp_path / "jpeg-s1"),
+                  "--baseline", str(tmp_path / "base-s0"), str(tmp_path / "base-s1"),
+                  "--dataset", "sample", "--images", "12", "--qualities", "50", "90", "--out", str(tmp_path)])
+    text = (tmp_path / "results.md").read_text()
+    jpeg, base = np.array([runs["jpeg", 0], runs["jpeg", 1]]), np.array([runs["base", 0], runs["base", 1]])
+    assert f"| JPEG layer | 2 | {jpeg.mean():.4f} ± {jpeg.std(ddof=1):.4f} |" in text
+    assert f"| baseline | 2 | {base.mean():.4f} ± {base.std(ddof=1):.4f} |" in text
+    assert f"mean {(jpeg - base).mean():+.4f}" in text
+    assert "| learned, seed 1 |" in text and "| IJG quality 90 |" in text
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "accuracy.png").is_file() and (tmp_path / "qtables.png").is_file()
