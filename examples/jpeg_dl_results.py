@@ -61,9 +61,12 @@ def read_run(folder):
 
 
 def summary(jpeg, base):
-    """The results table (markdown lines) and the numbers behind it."""
+    """Markdown lines: every run's final accuracy, each arm's mean ± std, the same-seed differences."""
     a, b = np.array([r["final"] for r in jpeg]), np.array([r["final"] for r in base])
-    std = lambda v: v.std(ddof=1) if len(v) > 1 else float("nan")  # noqa: E731
+
+    def std(v):
+        return v.std(ddof=1) if len(v) > 1 else float("nan")
+
     lines = ["| arm | seed | final test accuracy |", "|---|---|---|"]
     lines += [f"| JPEG layer | {r['seed']} | {r['final']:.4f} |" for r in jpeg]
     lines += [f"| baseline | {r['seed']} | {r['final']:.4f} |" for r in base]
@@ -73,8 +76,9 @@ def summary(jpeg, base):
     paired = {r["seed"]: r["final"] for r in base}
     diffs = np.array([r["final"] - paired[r["seed"]] for r in jpeg if r["seed"] in paired])
     if len(diffs):
-        lines += ["", f"JPEG layer - baseline, same seed ({len(diffs)} pairs): "
-                      f"{', '.join(f'{d:+.4f}' for d in diffs)}; mean {diffs.mean():+.4f} ± {std(diffs):.4f}"]
+        listed = ", ".join(f"{d:+.4f}" for d in diffs)
+        lines += ["", f"JPEG layer - baseline, same seed ({len(diffs)} pairs): {listed}; "
+                      f"mean {diffs.mean():+.4f} ± {std(diffs):.4f}"]
     return lines
 
 
