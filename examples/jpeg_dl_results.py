@@ -78,7 +78,7 @@ def summary(jpeg, base):
     if len(diffs):
         listed = ", ".join(f"{d:+.4f}" for d in diffs)
         lines += ["", f"JPEG layer - baseline, same seed ({len(diffs)} pairs): {listed}; "
-                      f"mean {diffs.mean():+.4f} ± {std(diffs):.4f}"]
+                  + f"mean {diffs.mean():+.4f} ± {std(diffs):.4f}"]
     return lines
 
 
