@@ -4,7 +4,8 @@ Salamah et al., *JPEG Inspired Deep Learning* (ICLR 2025), put a JPEG codec
 whose rounding is replaced by :func:`~dctnet.functional.soft_quantize` in front
 of a network and train its quantization tables (and hardness) with the
 network. :class:`JPEGLayer` takes RGB (or grey) pixels 0..255, NCHW, with H and
-W multiples of 8, and computes
+W multiples of 8 (or, with ``color="rgb"``, feature maps of any channel count:
+:func:`insert_after_first_conv`), and computes
 
     RGB -> YCbCr (JFIF) -> -128 -> blockwise DCT -> soft quantization
         -> [YCbCr -> RGB, +128] -> pixels (``output="pixels"``)
@@ -43,7 +44,8 @@ from .functional.dct_conv import block_dct, block_idct
 from .functional.soft_quant import soft_quantize
 from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB
 
-__all__ = ["ALPHA_MODES", "COLORS", "OUTPUTS", "JPEGLayer", "sensitivity_tables", "tables_from_statistics"]
+__all__ = ["ALPHA_MODES", "COLORS", "OUTPUTS", "JPEGLayer", "find_jpeg_layer", "insert_after_first_conv",
+           "sensitivity_tables", "tables_from_statistics"]
 
 COLORS = ("ycbcr", "rgb")
 OUTPUTS = ("pixels", "dct")
@@ -149,9 +151,10 @@ def sensitivity_tables(model, x_batches, y_batches, q_max=64.0, q_min=1.0, power
         return _scale_tables(luma ** -power, chroma ** -power, _positive(q_max, "q_max"), _positive(q_min, "q_min"))
 
 
-def _check_pixels(x):
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"JPEGLayer expects pixels (N, 3 or 1, H, W), found shape {x.shape}")
+def _check_pixels(x, any_channels=False):
+    if x.ndim != 4 or not (x.shape[1] >= 1 if any_channels else x.shape[1] in (1, 3)):
+        wanted = "(N, C, H, W)" if any_channels else "pixels (N, 3 or 1, H, W)"
+        raise ValueError(f"JPEGLayer expects {wanted}, found shape {x.shape}")
     if x.shape[2] % 8 or x.shape[3] % 8:
         raise ValueError(
             f"JPEGLayer expects H and W that are multiples of 8, found {x.shape[2]}x{x.shape[3]}; "
@@ -177,15 +180,15 @@ def _dc_shift(c, amount):
     return c + xp.asarray(shift.astype(c.dtype))
 
 
-def _to_ycc(c, channels, color="ycbcr"):
+def _to_ycc(c, channels, color="ycbcr", shift=_LEVEL_SHIFT):
     """RGB coefficients (level shift in the DC) -> level-shifted YCbCr (or RGB) coefficients."""
-    c = _dc_shift(c, -_LEVEL_SHIFT)
+    c = _dc_shift(c, -shift) if shift else c
     return _mix(RGB_TO_YCBCR, c) if channels == 3 and color == "ycbcr" else c
 
 
-def _from_ycc(c, channels, color="ycbcr"):
+def _from_ycc(c, channels, color="ycbcr", shift=_LEVEL_SHIFT):
     c = _mix(YCBCR_TO_RGB, c) if channels == 3 and color == "ycbcr" else c
-    return _dc_shift(c, _LEVEL_SHIFT)
+    return _dc_shift(c, shift) if shift else c
 
 
 class JPEGLayer(nn.Module):
@@ -195,7 +198,12 @@ class JPEGLayer(nn.Module):
 
     - ``color``: ``"ycbcr"`` (JPEG's: Y by the luma table, Cb and Cr by the
       chroma table) or ``"rgb"`` (no colour transform; every channel by the
-      luma table, no chroma table). Grey input (C = 1) uses the luma table.
+      luma table, no chroma table; any number of channels, so the layer also
+      compresses feature maps, e.g. after a network's first convolution:
+      see :func:`insert_after_first_conv`). Grey input (C = 1) uses the luma
+      table.
+    - ``level_shift``: subtracted from every value before the DCT and added
+      back after (JPEG's 128 for pixels 0..255; 0 for feature maps).
     - ``subsampling``: only ``"4:4:4"``.
     - ``init``: ``"constant"`` (every entry ``q_init``) or a pair
       ``(luma, chroma)`` of 64 zigzag entries (e.g. :func:`dctnet.quant_table`,
@@ -208,12 +216,14 @@ class JPEGLayer(nn.Module):
       ``round{k}_alpha_luma``, ...).
     - ``output``: ``"pixels"`` (N, C, H, W) or ``"dct"`` (N, C, H/8, W/8, 64),
       RGB in the pixel units of :func:`dctnet.to_dct`.
-    - ``q_min``: the smallest step (tables are clamped to ``[q_min, 255]``).
+    - ``q_min``: the smallest step (tables are clamped to ``[q_min, 255]``;
+      feature maps of unit scale want steps well below 1, and more ``bits``).
     - ``levels``, ``bits``: see :func:`~dctnet.functional.soft_quantize`.
     """
 
     def __init__(self, color="ycbcr", subsampling="4:4:4", init="constant", q_init=8.0, alpha="trainable",
-                 alpha_init=None, hardness=5.0, rounds=1, output="pixels", q_min=1.0, levels=5, bits=8):
+                 alpha_init=None, hardness=5.0, rounds=1, output="pixels", q_min=1.0, levels=5, bits=8,
+                 level_shift=128.0):
         if color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, found {color!r}")
         if subsampling != "4:4:4":
@@ -235,6 +245,9 @@ class JPEGLayer(nn.Module):
         if q_min > Q_MAX:
             raise ValueError(f"q_min must be at most {Q_MAX:g}, found {q_min!r}")
         hardness = _positive(hardness, "hardness")
+        if isinstance(level_shift, bool) or not isinstance(level_shift, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(level_shift):
+            raise ValueError(f"level_shift must be a finite number, found {level_shift!r}")
         if isinstance(init, str):
             if init != "constant":
                 raise ValueError(f"init must be 'constant' or a pair (luma, chroma) of 64-entry tables, found {init!r}")
@@ -247,7 +260,7 @@ class JPEGLayer(nn.Module):
         luma, chroma = (np.clip(t, q_min, Q_MAX) for t in (luma, chroma))
         self.color, self.output, self.alpha_mode = color, output, alpha
         self.rounds, self.q_min, self.levels, self.bits = int(rounds), q_min, int(levels), int(bits)
-        self.hardness = hardness
+        self.hardness, self.level_shift = hardness, float(level_shift)
         names = ("luma", "chroma") if color == "ycbcr" else ("luma",)
         tables = {"luma": luma, "chroma": chroma}
         for k in range(self.rounds):
@@ -340,17 +353,45 @@ class JPEGLayer(nn.Module):
 
     def forward(self, x):
         x = as_tensor(x)
-        _check_pixels(x)
+        _check_pixels(x, any_channels=self.color == "rgb")
         self.clamp_()
-        channels = x.shape[1]
+        channels, shift = x.shape[1], 8 * self.level_shift  # the DC of the orthonormal DCT is 8x the mean
         c = block_dct(x)  # RGB coefficients, level shift in the DC
         for k in range(self.rounds):
             q, alpha = self._round_tables(k, x.dtype, channels)
-            ycc = _to_ycc(c, channels, self.color)
+            ycc = _to_ycc(c, channels, self.color, shift)
             ycc = soft_quantize(ycc, q, alpha, levels=self.levels, bits=self.bits)
-            c = _from_ycc(ycc, channels, self.color)
+            c = _from_ycc(ycc, channels, self.color, shift)
         return c if self.output == "dct" else block_idct(c)
 
     def extra_repr(self):
-        keys = ("color", "alpha", "rounds", "output", "q_min", "levels", "bits")
+        keys = ("color", "alpha", "rounds", "output", "q_min", "levels", "bits", "level_shift")
         return ", ".join(f"{k}={self._args[k]!r}" for k in keys)
+
+
+def insert_after_first_conv(model, layer):
+    """Put ``layer`` right after ``model``'s first :class:`~dctnet.nn.Conv2d`; returns ``model``.
+
+    The convolution is replaced, in place, by ``nn.Sequential(conv, layer)``,
+    so parameters stay shared and the model saves and loads as before. This is
+    JPEG-DL's other placement: compressing the first feature maps instead of
+    the image (use ``JPEGLayer(color="rgb", level_shift=0, ...)``).
+
+    >>> from dctnet.models import paper_resnet
+    >>> net = insert_after_first_conv(paper_resnet(), JPEGLayer(color="rgb", level_shift=0, q_init=0.25, q_min=0.01))
+    >>> type(net[0].conv1).__name__, type(net[0].conv1[1]).__name__
+    ('Sequential', 'JPEGLayer')
+    """
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"layer must be a dctnet.nn.Module, found {type(layer).__name__}")
+    for parent in model.modules():
+        for name, child in parent._modules.items():
+            if type(child) is nn.Conv2d:
+                setattr(parent, name, nn.Sequential(child, layer))
+                return model
+    raise ValueError(f"{type(model).__name__} has no Conv2d to put the layer after")
+
+
+def find_jpeg_layer(model):
+    """The first :class:`JPEGLayer` inside ``model`` (or ``model`` itself), or None."""
+    return next((m for m in model.modules() if isinstance(m, JPEGLayer)), None)

@@ -21,12 +21,17 @@ Reads the ``history.json``, ``model.h5`` and ``qtables.json`` that
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_jpeg_dl import natural  # zigzag table -> 8x8 block
+
 import dctnet
 from dctnet import datasets
+from dctnet.jpegdl import find_jpeg_layer
 from dctnet.qtables import encode_dataset, file_sizes, scan_sizes
 
 
@@ -52,10 +57,11 @@ def read_run(folder):
     run = {"folder": folder, "seed": seed, "history": history, "final": history[-1]["test_acc"]}
     model = ckpt.model
     if ckpt.metadata.get("jpeg_layer"):
-        layer = model[0]
+        layer = find_jpeg_layer(model)
         run["luma"], run["chroma"] = (np.asarray(layer.q_luma.data, np.float64),
                                       np.asarray(layer.q_chroma.data, np.float64))
-        run["exported"] = layer.export_qtables()
+        # JPEG tables for the file sizes: only a layer in front of the network compresses images
+        run["exported"] = layer.export_qtables() if ckpt.metadata.get("placement", "input") == "input" else None
         run["initial"] = ckpt.metadata.get("qtables_initial")
     return run
 
@@ -80,12 +86,6 @@ def summary(jpeg, base):
         lines += ["", f"JPEG layer - baseline, same seed ({len(diffs)} pairs): {listed}; "
                   + f"mean {diffs.mean():+.4f} ± {std(diffs):.4f}"]
     return lines
-
-
-def natural(table):
-    out = np.empty(64)
-    out[dctnet.ZIGZAG] = table
-    return out.reshape(8, 8)
 
 
 def plots(jpeg, base, out):
@@ -118,7 +118,7 @@ def plots(jpeg, base, out):
     fig, axes = plt.subplots(len(rows), 2, figsize=(8.5, 3.9 * len(rows)), squeeze=False)
     for (kind, luma, chroma), row in zip(rows, axes):
         for ax, table, name in zip(row, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
-            block = natural(table)
+            block = natural(np.asarray(table, np.float64))
             change = kind.endswith("initial") and kind != "initial"
             lim = np.abs(block).max() or 1.0
             im = ax.imshow(block, cmap="RdBu_r", vmin=-lim, vmax=lim) if change else ax.imshow(block, cmap="viridis")
@@ -147,7 +147,8 @@ def sizes(jpeg, args):
         lines.append(f"| {name} | {file_sizes(files).mean():,.1f} | {scan_sizes(files).mean():,.1f} |")
 
     for r in jpeg:
-        row(f"learned, seed {r['seed']}", encode_dataset(images, qtables=r["exported"]))
+        if r["exported"] is not None:
+            row(f"learned, seed {r['seed']}", encode_dataset(images, qtables=r["exported"]))
     for q in args.qualities:
         row(f"IJG quality {q}", encode_dataset(images, quality=q))
     return lines

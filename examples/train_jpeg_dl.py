@@ -4,11 +4,15 @@
     python examples/train_jpeg_dl.py --dataset cifar10 --epochs 30 --no-jpeg --out runs/jpegdl-base  # baseline
     python examples/train_jpeg_dl.py --dataset sample --epochs 1 --out runs/jpegdl-smoke               # smoke test
     python examples/train_jpeg_dl.py --dataset cifar10 --out runs/jpegdl --resume                      # go on
+    python examples/train_jpeg_dl.py --dataset cifar10 --placement conv1 --out runs/jpegdl-conv1       # on features
     OMP_NUM_THREADS=1 mpiexec -n 2 python -m mpi4py examples/train_jpeg_dl.py --distributed --dataset cifar10
 
 The model is ``nn.Sequential(JPEGLayer(...), paper_resnet(...))`` on pixels
 0..255: the layer compresses each image with soft quantization and trainable
-luma/chroma tables, the network classifies the reconstruction. The network is
+luma/chroma tables, the network classifies the reconstruction. With
+``--placement conv1`` the layer instead compresses the feature maps after the
+network's first convolution (``dctnet.jpegdl.insert_after_first_conv``; one
+table for all channels, no level shift, small steps). The network is
 trained by SGD (Nesterov momentum, cosine schedule, weight decay) exactly as in
 ``examples/train.py``; the layer's tables (and alpha) by their own Adam
 (``--q-lr``, default 3e-3, constant rate, no weight decay). ``--no-jpeg``
@@ -48,7 +52,13 @@ import train as base  # examples/train.py: data, augmentation, evaluation, histo
 
 import dctnet
 from dctnet import nn, optim
-from dctnet.jpegdl import JPEGLayer, sensitivity_tables, tables_from_statistics
+from dctnet.jpegdl import (
+    JPEGLayer,
+    find_jpeg_layer,
+    insert_after_first_conv,
+    sensitivity_tables,
+    tables_from_statistics,
+)
 
 
 def parse_args(argv=None):
@@ -61,28 +71,41 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--q-lr", type=float, default=3e-3, help="the JPEG layer's Adam learning rate")
     p.add_argument("--no-jpeg", action="store_true", help="train the network without the JPEG layer (baseline)")
-    p.add_argument("--init", choices=["constant", "quality", "statistics", "sensitivity"], default="quality",
+    p.add_argument("--placement", choices=["input", "conv1"], default="input",
+                   help="compress the images (the paper's main setting) or the feature maps after the "
+                        "network's first convolution (one table for every channel)")
+    p.add_argument("--init", choices=["constant", "quality", "statistics", "sensitivity"], default=None,
                    help="initial tables: constant --q-init, the IJG tables of --quality, from the training "
                         "set's mean |DCT coefficient|, or from the sensitivity of --pretrained (the paper's "
-                        "choice); the last two scaled so the largest luma step is --q-max")
+                        "choice); the last two scaled so the largest luma step is --q-max. Default: quality "
+                        "for --placement input, constant (the only one) for conv1")
     p.add_argument("--pretrained", type=Path, default=None,
                    help="a trained pixel model (.h5) for --init sensitivity")
     p.add_argument("--sensitivity-images", type=int, default=2000,
                    help="training images over which --init sensitivity averages")
-    p.add_argument("--q-init", type=float, default=8.0)
+    p.add_argument("--q-init", type=float, default=None, help="constant step (default 8; 0.25 for conv1)")
     p.add_argument("--quality", type=int, default=50)
     p.add_argument("--q-max", type=float, default=64.0)
-    p.add_argument("--q-min", type=float, default=1.0)
+    p.add_argument("--q-min", type=float, default=None, help="smallest step (default 1; 0.01 for conv1)")
     p.add_argument("--alpha", choices=["trainable", "fixed", "hardness"], default="trainable")
     p.add_argument("--alpha-init", type=float, default=None, help="initial alpha (default: hardness / q^2)")
     p.add_argument("--hardness", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--levels", type=int, default=5)
-    p.add_argument("--bits", type=int, default=8)
+    p.add_argument("--bits", type=int, default=None, help="index range of the quantizer (default 8; 12 for conv1)")
     base.add_run_args(p, "train_jpeg_dl.py", Path("runs/jpegdl"))
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be at least 1, found {args.epochs}")
+    # Feature maps after a convolution are of unit scale, pixels of 255: their steps differ by as much.
+    features = args.placement == "conv1"
+    defaults = {"init": "constant", "q_init": 0.25, "q_min": 0.01, "bits": 12} if features else \
+        {"init": "quality", "q_init": 8.0, "q_min": 1.0, "bits": 8}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if features and args.init != "constant":
+        p.error(f"--placement conv1 takes --init constant only (the other tables are for pixels), found {args.init}")
     if args.init == "sensitivity" and not args.no_jpeg and args.pretrained is None:
         p.error("--init sensitivity needs --pretrained MODEL.h5 (a trained pixel model, e.g. from examples/train.py)")
     args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
@@ -91,7 +114,7 @@ def parse_args(argv=None):
 
 
 def build(args, xtr, ytr):
-    """``(model, layer or None)``: the paper's network, behind a JPEGLayer unless --no-jpeg."""
+    """``(model, layer or None)``: the paper's network with a JPEGLayer (in front or after conv1) unless --no-jpeg."""
     nn.manual_seed(args.seed)
     net = base.build(args, xtr.shape[1])
     if args.no_jpeg:
@@ -107,9 +130,12 @@ def build(args, xtr, ytr):
                                   (y[i:i + b] for i in range(0, len(y), b)), q_max=args.q_max, q_min=args.q_min)
     else:
         init = "constant"
-    layer = JPEGLayer(init=init, q_init=args.q_init, alpha=args.alpha, alpha_init=args.alpha_init,
-                      hardness=args.hardness, rounds=args.rounds, q_min=args.q_min, levels=args.levels,
-                      bits=args.bits)
+    features = args.placement == "conv1"
+    layer = JPEGLayer(color="rgb" if features else "ycbcr", init=init, q_init=args.q_init, alpha=args.alpha,
+                      alpha_init=args.alpha_init, hardness=args.hardness, rounds=args.rounds, q_min=args.q_min,
+                      levels=args.levels, bits=args.bits, level_shift=0.0 if features else 128.0)
+    if features:
+        return insert_after_first_conv(net, layer), layer
     return nn.Sequential(layer, net), layer
 
 
@@ -149,12 +175,14 @@ def plot_tables(luma, chroma, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-    for ax, table, title in zip(axes, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
+    panels = [(luma, "luma (Y)"), (chroma, "chroma (Cb, Cr)")] if chroma is not None else [(luma, "feature-map")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    for ax, (table, title) in zip(axes[0], panels):
         block = natural(table)
         im = ax.imshow(block, cmap="viridis")
         for (r, c), v in np.ndenumerate(block):
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color="w" if v < block.max() / 2 else "k")
+            text = str(v) if block.dtype.kind == "i" else f"{v:.2f}"
+            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="w" if v < block.max() / 2 else "k")
         ax.set(title=f"learned {title}", xlabel="horizontal frequency", ylabel="vertical frequency")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
@@ -170,14 +198,15 @@ def main(argv=None):
     show = main_rank and not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
     xtr, ytr, xte, yte = base.load_data_ranked(args, dist)
-    kind = "no JPEG layer (baseline)" if args.no_jpeg else f"JPEG layer ({args.init} init, alpha {args.alpha})"
+    kind = "no JPEG layer (baseline)" if args.no_jpeg else \
+        f"JPEG layer ({args.placement}, {args.init} init, alpha {args.alpha})"
     print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
           f"{time.perf_counter() - t0:.1f} s; {kind}")
 
     last = args.out / "last.h5"
     if args.resume and last.is_file():
         model, sgd, meta = dctnet.load_checkpoint(last)
-        layer = model[0] if isinstance(model, nn.Sequential) and isinstance(model[0], JPEGLayer) else None
+        layer = find_jpeg_layer(model)
         adam = None
         if layer is not None:
             saved = meta.get("layer_optimizer")
@@ -245,9 +274,13 @@ def main(argv=None):
     meta = {"dataset": args.dataset, "jpeg_layer": layer is not None,
             "test_accuracy": history[-1]["test_acc"] if history else None}
     if layer is not None:
-        luma, chroma = layer.export_qtables()
-        meta["qtables"] = {"luma": luma.tolist(), "chroma": chroma.tolist()}
-        meta["qtables_initial"] = initial
+        meta["placement"], meta["qtables_initial"] = args.placement, initial
+        if args.placement == "input":  # real JPEG tables; steps for feature maps are not
+            luma, chroma = layer.export_qtables()
+            meta["qtables"] = {"luma": luma.tolist(), "chroma": chroma.tolist()}
+        else:
+            luma, chroma = np.asarray(layer.q_luma.data, np.float64).round(4), None
+            meta["qtables"] = {"features": luma.tolist()}
     dctnet.save(model, args.out / "model.h5", **meta)
     base.write_history(history, args.out)
     if history:
@@ -256,10 +289,12 @@ def main(argv=None):
     if layer is not None:
         (args.out / "qtables.json").write_text(json.dumps({**meta["qtables"], "initial": initial}, indent=1))
         with np.printoptions(linewidth=120):
-            print("learned luma table (8x8, natural order; zigzag in qtables.json):")
+            print(f"learned {'luma' if chroma is not None else 'feature-map'} table "
+                  "(8x8, natural order; zigzag in qtables.json):")
             print(natural(luma))
-            print("learned chroma table:")
-            print(natural(chroma))
+            if chroma is not None:
+                print("learned chroma table:")
+                print(natural(chroma))
         if plot_tables(luma, chroma, args.out / "qtables.png"):
             print(f"heat maps in {args.out / 'qtables.png'}")
     return history

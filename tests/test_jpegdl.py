@@ -368,3 +368,86 @@ def test_results_example_summarizes_seeds_tables_and_sizes(tmp_path):
     assert "| learned, seed 1 |" in text and "| IJG quality 90 |" in text
     pytest.importorskip("matplotlib")
     assert (tmp_path / "accuracy.png").is_file() and (tmp_path / "qtables.png").is_file()
+
+
+# ----------------------------------------------------------------------------- feature maps
+
+
+def _blockwise(x, fn):
+    """``fn`` applied to every 8x8 block (..., 8, 8) of (N, C, H, W)."""
+    n, c, h, w = x.shape
+    blocks = x.reshape(n, c, h // 8, 8, w // 8, 8).transpose(0, 1, 2, 4, 3, 5)
+    return fn(blocks).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+
+
+def test_layer_compresses_feature_maps_of_any_width():
+    import scipy.fft
+
+    x = np.random.default_rng(5).normal(0, 1.5, (2, 5, 16, 24))
+    table = np.linspace(0.05, 0.8, 64)  # zigzag: the reference below must place it
+    layer = JPEGLayer(color="rgb", level_shift=0, init=(table, table), q_min=0.01, alpha="hardness",
+                      hardness=1e12, bits=12).astype(np.float64)
+    natural = np.empty(64)
+    natural[dctnet.ZIGZAG] = layer.q_luma.data  # the table as stored (float32 values)
+    q = natural.reshape(8, 8)
+
+    def hard_jpeg(b):
+        coef = scipy.fft.dctn(b, axes=(-2, -1), norm="ortho")
+        return scipy.fft.idctn(np.rint(coef / q) * q, axes=(-2, -1), norm="ortho")
+
+    np.testing.assert_allclose(layer(dctnet.Tensor(x)).data, _blockwise(x, hard_jpeg), atol=1e-9)
+    shifted = JPEGLayer(color="rgb", level_shift=3.0, init=(table, table), q_min=0.01, alpha="hardness",
+                        hardness=1e12, bits=12).astype(np.float64)
+    np.testing.assert_allclose(shifted(dctnet.Tensor(x)).data, _blockwise(x - 3.0, hard_jpeg) + 3.0, atol=1e-9)
+    soft = JPEGLayer(color="rgb", level_shift=0, q_init=0.5, q_min=0.01, alpha="fixed", alpha_init=2.0).astype(np.float64)
+    assert dctnet.gradcheck(soft, [dctnet.Tensor(x[:1, :2, :8, :8], requires_grad=True)], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"pixels \(N, 3 or 1, H, W\), found shape \(2, 5"):
+        JPEGLayer()(dctnet.Tensor(x))  # YCbCr needs 3 channels (or 1)
+    with pytest.raises(ValueError, match="level_shift must be a finite number"):
+        JPEGLayer(level_shift=float("nan"))
+
+
+def test_insert_after_first_conv_is_a_saved_part_of_the_model(tmp_path):
+    from dctnet.jpegdl import find_jpeg_layer, insert_after_first_conv
+    from dctnet.models import paper_resnet
+
+    def net():
+        nn.manual_seed(0)
+        return paper_resnet(widths=(4, 4, 8), mean=(128.0,) * 3, std=(64.0,) * 3)
+
+    plain, model = net().astype(np.float64).eval(), net()
+    fine = JPEGLayer(color="rgb", level_shift=0, q_init=1e-6, q_min=1e-6, alpha="hardness", hardness=1e6, bits=32)
+    assert insert_after_first_conv(model, fine) is model and find_jpeg_layer(model) is fine
+    assert isinstance(model[1].conv1, nn.Sequential) and model[1].conv1[1] is fine  # model[0] is Normalize
+    model = model.astype(np.float64).eval()
+    x = dctnet.Tensor(_image(4, n=2, size=16))
+    np.testing.assert_allclose(model(x).data, plain(x).data, atol=1e-5)  # steps of 1e-6: lossless
+    fine.q_luma.data[:] = 0.5  # coarse steps change the prediction
+    assert not np.allclose(model(x).data, plain(x).data, atol=1e-3)
+    dctnet.save(model, tmp_path / "m.h5")
+    back = dctnet.load(tmp_path / "m.h5").eval()
+    np.testing.assert_array_equal(back(x).data, model(x).data)
+    assert find_jpeg_layer(back).q_luma.data[0] == 0.5
+    with pytest.raises(ValueError, match="no Conv2d"):
+        insert_after_first_conv(nn.Sequential(nn.ReLU()), fine)
+    assert find_jpeg_layer(plain) is None
+
+
+def test_example_places_the_layer_after_the_first_convolution(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    example = pytest.importorskip("train_jpeg_dl")
+    from dctnet.jpegdl import find_jpeg_layer
+
+    with pytest.raises(SystemExit):  # image tables make no sense for feature maps
+        example.parse_args(["--placement", "conv1", "--init", "quality"])
+    example.main(["--dataset", "sample", "--epochs", "1", "--batch-size", "50", "--no-progress",
+                  "--placement", "conv1", "--out", str(tmp_path)])
+    layer = find_jpeg_layer(dctnet.load(tmp_path / "model.h5"))
+    assert layer.color == "rgb" and layer.level_shift == 0.0 and layer.bits == 12
+    assert not np.allclose(layer.q_luma.data, 0.25)  # trained from the constant 0.25
+    saved = json.loads((tmp_path / "qtables.json").read_text())
+    assert set(saved) == {"features", "initial"} and saved["initial"]["luma"] == [0.25] * 64

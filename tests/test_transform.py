@@ -75,6 +75,7 @@ def test_noncontiguous_input(rng):
         (np.zeros(64), ValueError, r"\(\.\.\., H, W\)"),
         (np.zeros((8, 8), dtype=complex), TypeError, "real"),
         (np.array([["a"] * 8] * 8), TypeError, "numeric"),
+        (dctnet.Tensor(np.zeros((8, 8))), TypeError, "found a dctnet.Tensor; pass its .data"),
     ],
 )
 def test_to_dct_rejects_bad_input(bad, err, match):

@@ -12,7 +12,7 @@ The backward pass is spatial BN's, mapped through the same identities.
 >>> c = dctnet.to_dct(x)
 >>> y = dct_batch_norm(c, None, None, training=True)
 >>> z = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
->>> np.allclose(dctnet.from_dct(y), z)
+>>> np.allclose(dctnet.from_dct(y.data), z)
 True
 """
 
