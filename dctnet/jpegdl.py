@@ -42,7 +42,7 @@ from .autograd import Tensor, as_tensor
 from .backend import asnumpy, get_array_module
 from .functional.dct_conv import block_dct, block_idct
 from .functional.soft_quant import soft_quantize
-from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB
+from .jpeg import RGB_TO_YCBCR, SUBSAMPLING, YCBCR_TO_RGB
 
 __all__ = ["ALPHA_MODES", "COLORS", "OUTPUTS", "JPEGLayer", "find_jpeg_layer", "insert_after_first_conv",
            "sensitivity_tables", "tables_from_statistics"]
@@ -165,12 +165,12 @@ def _check_pixels(x, any_channels=False):
 
 
 def _mix(matrix, c):
-    """Apply a 3x3 colour matrix over the channel axis of (N, 3, BH, BW, 64) coefficients."""
+    """Apply a 3x3 colour matrix over the channel axis (1) of (N, 3, ...) coefficients or pixels."""
     c = as_tensor(c)
-    n, ch, bh, bw, k = c.shape
+    n, ch, *rest = c.shape
     xp = c.xp if hasattr(c, "xp") else get_array_module(c.data)
     m = xp.asarray(matrix.astype(c.dtype))
-    return ops.matmul(m, c.reshape(n, ch, bh * bw * k)).reshape(n, ch, bh, bw, k)
+    return ops.matmul(m, c.reshape(n, ch, int(np.prod(rest)))).reshape(n, ch, *rest)
 
 
 def _dc_shift(c, amount):
@@ -204,7 +204,11 @@ class JPEGLayer(nn.Module):
       table.
     - ``level_shift``: subtracted from every value before the DCT and added
       back after (JPEG's 128 for pixels 0..255; 0 for feature maps).
-    - ``subsampling``: only ``"4:4:4"``.
+    - ``subsampling``: ``"4:4:4"``, or for ``color="ycbcr"`` ``"4:2:2"``,
+      ``"4:2:0"``, ``"4:4:0"``: chroma is box-averaged before its DCT and
+      repeated after, as :func:`dctnet.encode_jpeg` and the exact decode
+      (``JpegImage.to_dct``) do; H and W must then be multiples of the MCU
+      (16 where a direction is halved).
     - ``init``: ``"constant"`` (every entry ``q_init``) or a pair
       ``(luma, chroma)`` of 64 zigzag entries (e.g. :func:`dctnet.quant_table`,
       :func:`tables_from_statistics`, :func:`sensitivity_tables`).
@@ -226,11 +230,10 @@ class JPEGLayer(nn.Module):
                  level_shift=128.0):
         if color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, found {color!r}")
-        if subsampling != "4:4:4":
-            raise ValueError(
-                f"JPEGLayer supports subsampling '4:4:4' only, found {subsampling!r}; "
-                "chroma subsampling is not implemented"
-            )
+        if subsampling not in SUBSAMPLING:
+            raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLING)}, found {subsampling!r}")
+        if subsampling != "4:4:4" and color != "ycbcr":
+            raise ValueError(f"subsampling {subsampling!r} needs color='ycbcr' (it halves chroma), found {color!r}")
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {ALPHA_MODES}, found {alpha!r}")
         if output not in OUTPUTS:
@@ -258,7 +261,7 @@ class JPEGLayer(nn.Module):
                 raise ValueError(f"init must be 'constant' or a pair (luma, chroma) of 64-entry tables, found {len(init)} items")
             luma, chroma = _table(init[0], "init luma table"), _table(init[1], "init chroma table")
         luma, chroma = (np.clip(t, q_min, Q_MAX) for t in (luma, chroma))
-        self.color, self.output, self.alpha_mode = color, output, alpha
+        self.color, self.output, self.alpha_mode, self.subsampling = color, output, alpha, subsampling
         self.rounds, self.q_min, self.levels, self.bits = int(rounds), q_min, int(levels), int(bits)
         self.hardness, self.level_shift = hardness, float(level_shift)
         names = ("luma", "chroma") if color == "ycbcr" else ("luma",)
@@ -356,6 +359,9 @@ class JPEGLayer(nn.Module):
         _check_pixels(x, any_channels=self.color == "rgb")
         self.clamp_()
         channels, shift = x.shape[1], 8 * self.level_shift  # the DC of the orthonormal DCT is 8x the mean
+        if channels == 3 and self.subsampling != "4:4:4":
+            out = self._subsampled(x)
+            return block_dct(out) if self.output == "dct" else out
         c = block_dct(x)  # RGB coefficients, level shift in the DC
         for k in range(self.rounds):
             q, alpha = self._round_tables(k, x.dtype, channels)
@@ -364,8 +370,29 @@ class JPEGLayer(nn.Module):
             c = _from_ycc(ycc, channels, self.color, shift)
         return c if self.output == "dct" else block_idct(c)
 
+    def _subsampled(self, x):
+        """Pixels through the rounds with chroma at reduced resolution (box down, repeat up)."""
+        v, h = SUBSAMPLING[self.subsampling]
+        n, _, height, width = x.shape
+        if height % (8 * v) or width % (8 * h):
+            raise ValueError(
+                f"JPEGLayer with subsampling {self.subsampling!r} expects H and W that are multiples of "
+                f"{8 * v} and {8 * h}, found {height}x{width}; pad first with dctnet.pad_to_blocks(x, {(8 * v, 8 * h)})"
+            )
+        ycc = _mix(RGB_TO_YCBCR, x - self.level_shift)  # level-shifted YCbCr pixels
+        cells = (n, 2, height // v, v, width // h, h)
+        ones = ycc.xp.ones((1, 1, 1, v, 1, h), dtype=x.dtype)
+        for k in range(self.rounds):
+            q, alpha = self._round_tables(k, x.dtype, 3)
+            y = block_idct(soft_quantize(block_dct(ycc[:, :1]), q[:1], alpha[:1], levels=self.levels, bits=self.bits))
+            chroma = ops.mean(ycc[:, 1:].reshape(*cells), axis=(3, 5))
+            chroma = block_idct(soft_quantize(block_dct(chroma), q[1:], alpha[1:], levels=self.levels, bits=self.bits))
+            chroma = (chroma.reshape(n, 2, height // v, 1, width // h, 1) * ones).reshape(n, 2, height, width)
+            ycc = ops.concatenate([y, chroma], axis=1)
+        return _mix(YCBCR_TO_RGB, ycc) + self.level_shift
+
     def extra_repr(self):
-        keys = ("color", "alpha", "rounds", "output", "q_min", "levels", "bits", "level_shift")
+        keys = ("color", "subsampling", "alpha", "rounds", "output", "q_min", "levels", "bits", "level_shift")
         return ", ".join(f"{k}={self._args[k]!r}" for k in keys)
 
 

@@ -14,8 +14,9 @@ Reads the ``history.json``, ``model.h5`` and ``qtables.json`` that
 - ``qtables.png``: heat maps of the luma and chroma tables, unrounded: the
   initial ones (kept by train_jpeg_dl.py), the learned ones (mean over the
   runs) and the change;
-- the mean size of ``--images`` CIFAR-10 test images encoded (4:4:4) by
-  :func:`dctnet.encode_jpeg` with each run's exported tables and with the IJG
+- the mean size of ``--images`` CIFAR-10 test images encoded by
+  :func:`dctnet.encode_jpeg` (with the layers' chroma subsampling) with each
+  run's exported tables and with the IJG
   tables at ``--qualities`` (whole file and entropy-coded bytes).
 """
 
@@ -62,6 +63,7 @@ def read_run(folder):
                                       np.asarray(layer.q_chroma.data, np.float64))
         # JPEG tables for the file sizes: only a layer in front of the network compresses images
         run["exported"] = layer.export_qtables() if ckpt.metadata.get("placement", "input") == "input" else None
+        run["subsampling"] = layer.subsampling
         run["initial"] = ckpt.metadata.get("qtables_initial")
     return run
 
@@ -140,17 +142,19 @@ def sizes(jpeg, args):
     else:
         images = datasets.load_cifar10("test", "pixels", limit=-(-args.images // 10)).data[: args.images]
     images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
-    lines = [f"Mean size of {len(images)} CIFAR-10 test images encoded 4:4:4 by dctnet.encode_jpeg:", "",
-             "| tables | file bytes | entropy-coded bytes |", "|---|---|---|"]
+    lines = [f"Mean size of {len(images)} CIFAR-10 test images encoded by dctnet.encode_jpeg:", "",
+             "| tables | subsampling | file bytes | entropy-coded bytes |", "|---|---|---|---|"]
 
-    def row(name, files):
-        lines.append(f"| {name} | {file_sizes(files).mean():,.1f} | {scan_sizes(files).mean():,.1f} |")
+    def row(name, sub, **tables):
+        files = encode_dataset(images, subsampling=sub, **tables)
+        lines.append(f"| {name} | {sub} | {file_sizes(files).mean():,.1f} | {scan_sizes(files).mean():,.1f} |")
 
     for r in jpeg:
         if r["exported"] is not None:
-            row(f"learned, seed {r['seed']}", encode_dataset(images, qtables=r["exported"]))
-    for q in args.qualities:
-        row(f"IJG quality {q}", encode_dataset(images, quality=q))
+            row(f"learned, seed {r['seed']}", r["subsampling"], qtables=r["exported"])
+    for sub in dict.fromkeys(r["subsampling"] for r in jpeg if r["exported"] is not None) or ["4:4:4"]:
+        for q in args.qualities:
+            row(f"IJG quality {q}", sub, quality=q)
     return lines
 
 

@@ -90,6 +90,8 @@ def parse_args(argv=None):
     p.add_argument("--alpha", choices=["trainable", "fixed", "hardness"], default="trainable")
     p.add_argument("--alpha-init", type=float, default=None, help="initial alpha (default: hardness / q^2)")
     p.add_argument("--hardness", type=float, default=5.0)
+    p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0", "4:4:0"], default="4:4:4",
+                   help="chroma resolution of the layer (placement input)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--bits", type=int, default=None, help="index range of the quantizer (default 8; 12 for conv1)")
@@ -104,6 +106,8 @@ def parse_args(argv=None):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if features and args.subsampling != "4:4:4":
+        p.error("--subsampling is for images (--placement input); feature maps have no chroma")
     if features and args.init != "constant":
         p.error(f"--placement conv1 takes --init constant only (the other tables are for pixels), found {args.init}")
     if args.init == "sensitivity" and not args.no_jpeg and args.pretrained is None:
@@ -131,7 +135,8 @@ def build(args, xtr, ytr):
     else:
         init = "constant"
     features = args.placement == "conv1"
-    layer = JPEGLayer(color="rgb" if features else "ycbcr", init=init, q_init=args.q_init, alpha=args.alpha,
+    layer = JPEGLayer(color="rgb" if features else "ycbcr", subsampling="4:4:4" if features else args.subsampling,
+                      init=init, q_init=args.q_init, alpha=args.alpha,
                       alpha_init=args.alpha_init, hardness=args.hardness, rounds=args.rounds, q_min=args.q_min,
                       levels=args.levels, bits=args.bits, level_shift=0.0 if features else 128.0)
     if features:

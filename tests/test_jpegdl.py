@@ -142,6 +142,52 @@ def test_layer_with_hard_alpha_is_jpeg_quantization():
         np.testing.assert_allclose(img.to_dct("rgb", np.float64)[:, blocks], out[n][:, blocks], atol=1e-6)
 
 
+def _quotients(x, luma, chroma, v, h):
+    """Unrounded JPEG indices of one RGB image: JFIF YCbCr, chroma box-averaged v x h, scipy's DCT."""
+    import scipy.fft
+
+    ycc = np.einsum("kc,chw->khw", RGB_TO_YCBCR, x - 128.0)
+    out = []
+    for c, plane in enumerate(ycc):
+        if c:
+            plane = plane.reshape(plane.shape[0] // v, v, plane.shape[1] // h, h).mean(axis=(1, 3))
+        bh, bw = plane.shape[0] // 8, plane.shape[1] // 8
+        blocks = plane.reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3)
+        coef = scipy.fft.dctn(blocks, axes=(-2, -1), norm="ortho").reshape(bh, bw, 64)[..., dctnet.ZIGZAG]
+        out.append(coef / (chroma if c else luma))
+    return out
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:2", "4:2:0", "4:4:0"])
+def test_layer_with_subsampled_chroma_is_the_encoder_and_its_exact_decode(subsampling):
+    luma, chroma = _q75()
+    v, h = dctnet.jpeg.SUBSAMPLING[subsampling]
+    layer = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="hardness", hardness=1e6,
+                      bits=12).astype(np.float64)
+    tested = 0
+    for seed in range(20):
+        x = _image(seed, n=1, size=16)
+        t = _quotients(x[0], luma, chroma, v, h)
+        img = dctnet.encode_jpeg(x[0], qtables=(luma, chroma), subsampling=subsampling)
+        for mine, theirs in zip(t, img.coefficients):
+            np.testing.assert_array_equal(np.rint(mine), theirs)  # the encoder, independently
+        if any((np.abs(m - np.floor(m) - 0.5) < 1e-4).any() for m in t):  # hardness 1e6: hard beyond
+            continue  # a near-tie of the rounding: soft and hard may round it apart
+        tested += 1
+        np.testing.assert_allclose(layer(dctnet.Tensor(x)).data[0], img.to_pixels("rgb", np.float64), atol=1e-8)
+        as_dct = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="hardness", hardness=1e6, bits=12,
+                           output="dct").astype(np.float64)
+        np.testing.assert_allclose(as_dct(dctnet.Tensor(x)).data[0], img.to_dct("rgb", np.float64), atol=1e-8)
+    assert tested >= 3
+    soft = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="fixed", alpha_init=0.05,
+                     rounds=2).astype(np.float64)
+    assert dctnet.gradcheck(soft, [dctnet.Tensor(_image(9, n=1, size=16), requires_grad=True)], rtol=1e-5)
+    with pytest.raises(ValueError, match=f"multiples of {8 * v} and {8 * h}"):
+        layer(dctnet.Tensor(np.zeros((1, 3, 8, 8))))  # whole blocks, not whole MCUs
+    grey = layer(dctnet.Tensor(x[:, :1]))  # one channel: no chroma to subsample
+    assert grey.shape == (1, 1, 16, 16)
+
+
 def test_layer_pixels_and_dct_outputs_agree():
     kwargs = dict(init=_q75(), alpha="fixed", alpha_init=0.05, rounds=2)
     x = dctnet.Tensor(_image(1))
@@ -223,7 +269,8 @@ def test_config_and_file_round_trip(tmp_path):
         (dict(color="lab"), "color"),
         (dict(output="png"), "output"),
         (dict(alpha="learned"), "alpha"),
-        (dict(subsampling="4:2:0"), "4:4:4"),
+        (dict(subsampling="4:1:1"), "subsampling must be one of"),
+        (dict(subsampling="4:2:0", color="rgb"), "needs color='ycbcr'"),
         (dict(rounds=0), "rounds"),
         (dict(hardness=-1.0), "hardness"),
         (dict(q_min=0.0), "q_min"),
@@ -365,7 +412,7 @@ def test_results_example_summarizes_seeds_tables_and_sizes(tmp_path):
     assert f"| JPEG layer | 2 | {jpeg.mean():.4f} ± {jpeg.std(ddof=1):.4f} |" in text
     assert f"| baseline | 2 | {base.mean():.4f} ± {base.std(ddof=1):.4f} |" in text
     assert f"mean {(jpeg - base).mean():+.4f}" in text
-    assert "| learned, seed 1 |" in text and "| IJG quality 90 |" in text
+    assert "| learned, seed 1 | 4:4:4 |" in text and "| IJG quality 90 | 4:4:4 |" in text
     pytest.importorskip("matplotlib")
     assert (tmp_path / "accuracy.png").is_file() and (tmp_path / "qtables.png").is_file()
 
