@@ -400,9 +400,9 @@ def insert_after_first_conv(model, layer):
     """Put ``layer`` right after ``model``'s first :class:`~dctnet.nn.Conv2d`; returns ``model``.
 
     The convolution is replaced, in place, by ``nn.Sequential(conv, layer)``,
-    so parameters stay shared and the model saves and loads as before. This is
-    JPEG-DL's other placement: compressing the first feature maps instead of
-    the image (use ``JPEGLayer(color="rgb", level_shift=0, ...)``).
+    so parameters stay shared and the model saves and loads as before: the
+    layer then compresses the first feature maps instead of the image (use
+    ``JPEGLayer(color="rgb", level_shift=0, ...)`` with small steps).
 
     >>> from dctnet.models import paper_resnet
     >>> net = insert_after_first_conv(paper_resnet(), JPEGLayer(color="rgb", level_shift=0, q_init=0.25, q_min=0.01))
