@@ -46,6 +46,21 @@ def test_soft_quantize_matches_full_softmax():
     assert not np.allclose(got, np.rint(z / q) * q)  # genuinely soft
 
 
+def test_soft_quantize_and_layer_in_float32():
+    rng = np.random.default_rng(3)
+    q = rng.uniform(2, 10, 64)
+    z = rng.uniform(-3, 3, (5, 64)) * q
+    alpha = 0.5 / q**2
+    got = soft_quantize(*(a.astype(np.float32) for a in (z, q, alpha)), levels=25, bits=8).data
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _reference(z, q, alpha), rtol=1e-5, atol=1e-5 * q.max())
+    x = _image(6)
+    layer = JPEGLayer(init=_q75(), alpha="fixed", alpha_init=0.05)
+    single = layer(dctnet.Tensor(x.astype(np.float32))).data
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, layer.astype(np.float64)(dctnet.Tensor(x)).data, atol=1e-3)  # of 0..255
+
+
 def test_soft_quantize_large_alpha_is_hard_rounding():
     rng = np.random.default_rng(1)
     q = rng.uniform(1, 20, 64)
