@@ -513,3 +513,26 @@ def test_example_places_the_layer_after_the_first_convolution(tmp_path):
     assert not np.allclose(layer.q_luma.data, 0.25)  # trained from the constant 0.25
     saved = json.loads((tmp_path / "qtables.json").read_text())
     assert set(saved) == {"features", "initial"} and saved["initial"]["luma"] == [0.25] * 64
+
+
+def test_dct_output_feeds_a_jpeg_domain_model_like_pixels_feed_the_pixel_model():
+    from dctnet.functional import cross_entropy
+    from dctnet.models import paper_resnet
+
+    nn.manual_seed(2)
+    net = paper_resnet(widths=(4, 4, 8), mean=(128.0,) * 3, std=(64.0,) * 3).astype(np.float64)
+    jpeg_net = dctnet.convert(net)  # exact ReLU (n = 15): the same function on DCT coefficients
+    kwargs = dict(init=_q75(), alpha="fixed", alpha_init=0.05)
+    to_pixels = JPEGLayer(**kwargs).astype(np.float64)
+    to_dct = JPEGLayer(output="dct", **kwargs).astype(np.float64)
+    x, y = _image(10, n=2, size=32), np.array([1, 7])
+    losses = []
+    for model in (nn.Sequential(to_pixels, net), nn.Sequential(to_dct, jpeg_net)):
+        model.train()
+        loss = cross_entropy(model(dctnet.Tensor(x)), y)
+        loss.backward()
+        losses.append(float(loss.data))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-9)
+    for a, b in zip(to_pixels.parameters(), to_dct.parameters()):  # the tables learn the same either way
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-6, atol=1e-12)
+    assert np.abs(to_pixels.q_luma.grad).max() > 0
