@@ -156,10 +156,9 @@ def _check_pixels(x, any_channels=False):
         wanted = "(N, C, H, W)" if any_channels else "pixels (N, 3 or 1, H, W)"
         raise ValueError(f"JPEGLayer expects {wanted}, found shape {x.shape}")
     if x.shape[2] % 8 or x.shape[3] % 8:
-        raise ValueError(
-            f"JPEGLayer expects H and W that are multiples of 8, found {x.shape[2]}x{x.shape[3]}; "
-            "pad first with dctnet.pad_to_blocks(x)"
-        )
+        fix = ("inside a network, the input must give maps of such sizes here (pad it with dctnet.pad_to_blocks)"
+               if any_channels else "pad first with dctnet.pad_to_blocks(x)")
+        raise ValueError(f"JPEGLayer expects H and W that are multiples of 8, found {x.shape[2]}x{x.shape[3]}; {fix}")
     if x.dtype.kind != "f":
         raise TypeError(f"JPEGLayer expects floating-point pixels, found {x.dtype}; cast with .astype(np.float32)")
 
@@ -401,8 +400,13 @@ def insert_after_first_conv(model, layer):
 
     The convolution is replaced, in place, by ``nn.Sequential(conv, layer)``,
     so parameters stay shared and the model saves and loads as before: the
-    layer then compresses the first feature maps instead of the image (use
-    ``JPEGLayer(color="rgb", level_shift=0, ...)`` with small steps).
+    layer then compresses that convolution's feature maps (use
+    ``JPEGLayer(color="rgb", level_shift=0, ...)`` with small steps). Other
+    paths keep the raw input: in :func:`~dctnet.models.paper_resnet` the
+    first block's projection shortcut (a 1x1 convolution, not the first
+    Conv2d) still carries the image past the layer. The model must be a pixel
+    model (insert before :func:`dctnet.convert`); calling this twice puts the
+    second layer between the convolution and the first layer.
 
     >>> from dctnet.models import paper_resnet
     >>> net = insert_after_first_conv(paper_resnet(), JPEGLayer(color="rgb", level_shift=0, q_init=0.25, q_min=0.01))
@@ -411,6 +415,10 @@ def insert_after_first_conv(model, layer):
     """
     if not isinstance(layer, nn.Module):
         raise TypeError(f"layer must be a dctnet.nn.Module, found {type(layer).__name__}")
+    if isinstance(model, nn.Conv2d):
+        raise TypeError("model is itself a convolution: compose nn.Sequential(conv, layer) instead")
+    if any(isinstance(m, nn.DCTConv2d) for m in model.modules()):
+        raise ValueError("model is a JPEG-domain model: insert the layer into the pixel model, then dctnet.convert it")
     for parent in model.modules():
         for name, child in parent._modules.items():
             if type(child) is nn.Conv2d:

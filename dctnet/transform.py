@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .autograd import Tensor
 from .backend import get_array_module
 
 __all__ = [
@@ -105,7 +106,7 @@ def _constants(xp, dtype):
 
 def _float_array(x, name):
     """``x`` as a float32/float64 array of its own module; other dtypes -> float32."""
-    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # an autograd Tensor, by duck type (no import cycle)
+    if isinstance(x, Tensor):
         raise TypeError(
             f"{name} must be an array, found a dctnet.Tensor; pass its .data, or use "
             "dctnet.functional.block_dct / block_idct to keep the gradient"

@@ -11,9 +11,9 @@ Reads the ``history.json``, ``model.h5`` and ``qtables.json`` that
   (sample std) of each arm, and the per-seed difference when the two arms
   share their seeds;
 - ``accuracy.png``: test accuracy per epoch, mean and range over the seeds;
-- ``qtables.png``: heat maps of the luma and chroma tables, unrounded: the
-  initial ones (kept by train_jpeg_dl.py), the learned ones (mean over the
-  runs) and the change;
+- ``qtables.png``: heat maps of the luma and chroma tables, unrounded, means
+  over the runs: the initial ones (kept by train_jpeg_dl.py), the learned ones
+  and each run's change from its own start (runs that kept their start);
 - the mean size of ``--images`` CIFAR-10 test images encoded by
   :func:`dctnet.encode_jpeg` (with the layers' chroma subsampling) with each
   run's exported tables and with the IJG
@@ -112,11 +112,12 @@ def plots(jpeg, base, out):
     fig.savefig(out / "accuracy.png", dpi=120)
     plt.close(fig)
 
-    initial = next((r["initial"] for r in jpeg if r.get("initial")), None)
     rows = [("learned", np.mean([r["luma"] for r in jpeg], 0), np.mean([r["chroma"] for r in jpeg], 0))]
-    if initial:  # and how far training moved them
-        start = ("initial", np.asarray(initial["luma"]), np.asarray(initial["chroma"]))
-        rows = [start, rows[0], ("learned - initial", rows[0][1] - start[1], rows[0][2] - start[2])]
+    known = [r for r in jpeg if r.get("initial")]  # runs that recorded where they started
+    if known:  # the start, and how far each run moved from its own start
+        start = [np.mean([r["initial"][k] for r in known], 0) for k in ("luma", "chroma")]
+        moved = [np.mean([r[k] - np.asarray(r["initial"][k]) for r in known], 0) for k in ("luma", "chroma")]
+        rows = [("initial", *start), rows[0], ("learned - initial", *moved)]
     fig, axes = plt.subplots(len(rows), 2, figsize=(8.5, 3.9 * len(rows)), squeeze=False)
     for (kind, luma, chroma), row in zip(rows, axes):
         for ax, table, name in zip(row, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):

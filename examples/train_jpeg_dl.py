@@ -91,7 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--alpha-init", type=float, default=None, help="initial alpha (default: hardness / q^2)")
     p.add_argument("--hardness", type=float, default=5.0)
     p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0", "4:4:0"], default="4:4:4",
-                   help="chroma resolution of the layer (placement input)")
+                   help="chroma resolution of the layer (placement input); --init statistics and "
+                        "sensitivity measure the chroma tables at full resolution all the same")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--bits", type=int, default=None, help="index range of the quantizer (default 8; 12 for conv1)")
@@ -150,10 +151,16 @@ def make_optimizers(args, model, layer):
         sgd = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                         weight_decay=args.weight_decay, nesterov=True)
         return sgd, None
-    own = {id(p) for p in layer.parameters()}
-    net_params = [p for p in model.parameters() if id(p) not in own]
-    sgd = optim.SGD([{"params": layer.parameters(), "lr": 0.0, "weight_decay": 0.0}, {"params": net_params}],
-                    lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
+    # Groups are runs of model.parameters() in order (what load_checkpoint rebuilds them from): the
+    # layer's runs at lr 0, the network's at the SGD settings, wherever the layer sits.
+    own, groups = {id(p) for p in layer.parameters()}, []
+    for p in model.parameters():
+        frozen = id(p) in own
+        if not groups or groups[-1]["frozen"] != frozen:
+            groups.append({"frozen": frozen, "params": []})
+        groups[-1]["params"].append(p)
+    groups = [{"params": g["params"], **({"lr": 0.0, "weight_decay": 0.0} if g["frozen"] else {})} for g in groups]
+    sgd = optim.SGD(groups, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, nesterov=True)
     adam = optim.Adam(layer.parameters(), lr=args.q_lr)
     return sgd, adam
 
@@ -203,10 +210,8 @@ def main(argv=None):
     show = main_rank and not args.no_progress and sys.stderr.isatty()
     t0 = time.perf_counter()
     xtr, ytr, xte, yte = base.load_data_ranked(args, dist)
-    kind = "no JPEG layer (baseline)" if args.no_jpeg else \
-        f"JPEG layer ({args.placement}, {args.init} init, alpha {args.alpha})"
     print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
-          f"{time.perf_counter() - t0:.1f} s; {kind}")
+          f"{time.perf_counter() - t0:.1f} s")
 
     last = args.out / "last.h5"
     if args.resume and last.is_file():
@@ -223,6 +228,9 @@ def main(argv=None):
         sched.load_state_dict(meta["scheduler"])
         start, history, epochs = meta["epoch"] + 1, meta["history"], meta["epochs"]
         initial = meta.get("qtables_initial")
+        # the run's own setting, whatever this command line says
+        args.placement = "input" if layer is None or model[0] is layer else "conv1"
+        args.init = meta.get("args", {}).get("init", args.init)
         print(f"resumed from {last} after epoch {start} of {epochs}")
     else:
         if args.resume:
@@ -232,6 +240,9 @@ def main(argv=None):
         sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
         initial = None if layer is None else {"luma": layer.q_luma.data.tolist(), "chroma": layer.q_chroma.data.tolist()}
+    kind = "no JPEG layer (baseline)" if layer is None else \
+        f"JPEG layer ({args.placement}, {args.init} init, alpha {layer.alpha_mode})"
+    print(kind)
     augment_on = args.dataset != "mnist" and not args.no_augment
     batch_size, sampler = args.batch_size, None
     if dist:  # same start on every rank, whatever each built or read

@@ -179,6 +179,8 @@ def test_layer_with_subsampled_chroma_is_the_encoder_and_its_exact_decode(subsam
     v, h = dctnet.jpeg.SUBSAMPLING[subsampling]
     layer = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="hardness", hardness=1e6,
                       bits=12).astype(np.float64)
+    as_dct = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="hardness", hardness=1e6, bits=12,
+                       output="dct").astype(np.float64)
     tested = 0
     for seed in range(20):
         x = _image(seed, n=1, size=16)
@@ -190,17 +192,30 @@ def test_layer_with_subsampled_chroma_is_the_encoder_and_its_exact_decode(subsam
             continue  # a near-tie of the rounding: soft and hard may round it apart
         tested += 1
         np.testing.assert_allclose(layer(dctnet.Tensor(x)).data[0], img.to_pixels("rgb", np.float64), atol=1e-8)
-        as_dct = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="hardness", hardness=1e6, bits=12,
-                           output="dct").astype(np.float64)
         np.testing.assert_allclose(as_dct(dctnet.Tensor(x)).data[0], img.to_dct("rgb", np.float64), atol=1e-8)
     assert tested >= 3
-    soft = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="fixed", alpha_init=0.05,
+    soft = JPEGLayer(init=(luma, chroma), subsampling=subsampling, alpha="trainable", alpha_init=0.05,
                      rounds=2).astype(np.float64)
-    assert dctnet.gradcheck(soft, [dctnet.Tensor(_image(9, n=1, size=16), requires_grad=True)], rtol=1e-5)
+    image = _image(9, n=1, size=16)
+    assert dctnet.gradcheck(soft, [dctnet.Tensor(image, requires_grad=True)], rtol=1e-5)
+    # the tables' gradients, against central differences of a weighted sum of the output
+    weights = np.random.default_rng(1).normal(size=image.shape)
+    soft.zero_grad()  # gradcheck's passes reached the tables too
+    (soft(dctnet.Tensor(image)) * weights).sum().backward()
+    for name, k in (("round0_q_chroma", 0), ("round1_q_chroma", 2), ("round0_q_luma", 5), ("round1_alpha_chroma", 1)):
+        p = soft._parameters[name]
+        base, eps = p.data[k], 1e-6 * max(1.0, abs(p.data[k]))
+        f = []
+        for value in (base + eps, base - eps):
+            p.data[k] = value
+            f.append(float((soft(dctnet.Tensor(image)).data * weights).sum()))
+        p.data[k] = base
+        assert p.grad[k] == pytest.approx((f[0] - f[1]) / (2 * eps), rel=1e-4, abs=1e-6), name
     with pytest.raises(ValueError, match=f"multiples of {8 * v} and {8 * h}"):
         layer(dctnet.Tensor(np.zeros((1, 3, 8, 8))))  # whole blocks, not whole MCUs
-    grey = layer(dctnet.Tensor(x[:, :1]))  # one channel: no chroma to subsample
-    assert grey.shape == (1, 1, 16, 16)
+    full = JPEGLayer(init=(luma, chroma), alpha="hardness", hardness=1e6, bits=12).astype(np.float64)
+    grey = dctnet.Tensor(x[:, :1])  # one channel: no chroma to subsample, the 4:4:4 luma path
+    np.testing.assert_array_equal(layer(grey).data, full(grey).data)
 
 
 def test_layer_pixels_and_dct_outputs_agree():
@@ -492,6 +507,10 @@ def test_insert_after_first_conv_is_a_saved_part_of_the_model(tmp_path):
     assert find_jpeg_layer(back).q_luma.data[0] == 0.5
     with pytest.raises(ValueError, match="no Conv2d"):
         insert_after_first_conv(nn.Sequential(nn.ReLU()), fine)
+    with pytest.raises(TypeError, match=r"nn.Sequential\(conv, layer\)"):
+        insert_after_first_conv(nn.Conv2d(3, 4, 3), fine)
+    with pytest.raises(ValueError, match="insert the layer into the pixel model, then dctnet.convert"):
+        insert_after_first_conv(dctnet.convert(net()), fine)
     assert find_jpeg_layer(plain) is None
 
 
@@ -506,12 +525,19 @@ def test_example_places_the_layer_after_the_first_convolution(tmp_path):
 
     with pytest.raises(SystemExit):  # image tables make no sense for feature maps
         example.parse_args(["--placement", "conv1", "--init", "quality"])
-    example.main(["--dataset", "sample", "--epochs", "1", "--batch-size", "50", "--no-progress",
-                  "--placement", "conv1", "--out", str(tmp_path)])
-    layer = find_jpeg_layer(dctnet.load(tmp_path / "model.h5"))
+    common = ["--dataset", "sample", "--epochs", "2", "--batch-size", "50", "--no-progress", "--no-augment"]
+    whole = example.main([*common, "--placement", "conv1", "--out", str(tmp_path / "a")])
+    example.main([*common, "--placement", "conv1", "--stop-after", "1", "--out", str(tmp_path / "b")])
+    resumed = example.main([*common, "--resume", "--out", str(tmp_path / "b")])  # the placement from the checkpoint
+    assert resumed[-1]["test_acc"] == whole[-1]["test_acc"]
+    a, b = dctnet.load(tmp_path / "a" / "model.h5"), dctnet.load(tmp_path / "b" / "model.h5")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert np.array_equal(x, y), name
+    layer = find_jpeg_layer(b)
     assert layer.color == "rgb" and layer.level_shift == 0.0 and layer.bits == 12
     assert not np.allclose(layer.q_luma.data, 0.25)  # trained from the constant 0.25
-    saved = json.loads((tmp_path / "qtables.json").read_text())
+    assert dctnet.load_checkpoint(tmp_path / "b" / "model.h5").metadata["placement"] == "conv1"
+    saved = json.loads((tmp_path / "b" / "qtables.json").read_text())
     assert set(saved) == {"features", "initial"} and saved["initial"]["luma"] == [0.25] * 64
 
 
