@@ -41,7 +41,7 @@ from . import nn, ops
 from .autograd import Tensor, as_tensor
 from .backend import asnumpy, get_array_module
 from .functional.dct_conv import block_dct, block_idct
-from .functional.soft_quant import soft_quantize
+from .functional.soft_quant import check_window, soft_quantize
 from .jpeg import RGB_TO_YCBCR, SUBSAMPLING, YCBCR_TO_RGB
 
 __all__ = ["ALPHA_MODES", "COLORS", "OUTPUTS", "JPEGLayer", "find_jpeg_layer", "insert_after_first_conv",
@@ -239,10 +239,7 @@ class JPEGLayer(nn.Module):
             raise ValueError(f"output must be one of {OUTPUTS}, found {output!r}")
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
             raise ValueError(f"rounds must be an integer >= 1, found {rounds!r}")
-        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
-            raise ValueError(f"levels must be an integer >= 1, found {levels!r}")
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-            raise ValueError(f"bits must be an integer in 2..32, found {bits!r}")
+        check_window(levels, bits)
         q_min = _positive(q_min, "q_min")
         if q_min > Q_MAX:
             raise ValueError(f"q_min must be at most {Q_MAX:g}, found {q_min!r}")
@@ -288,10 +285,6 @@ class JPEGLayer(nn.Module):
     def q_chroma(self):
         """The first round's chroma table (the luma table for ``color="rgb"``)."""
         return self._parameters["round0_q_chroma" if self.color == "ycbcr" else "round0_q_luma"]
-
-    def quantization_parameters(self):
-        """The tables (and trainable alpha tables): what the layer's optimizer takes."""
-        return self.parameters()
 
     def clamp_(self):
         """Clamp the tables to ``[q_min, 255]`` and alpha to ``>= 1e-5``, in place."""
@@ -357,10 +350,11 @@ class JPEGLayer(nn.Module):
         x = as_tensor(x)
         _check_pixels(x, any_channels=self.color == "rgb")
         self.clamp_()
-        channels, shift = x.shape[1], 8 * self.level_shift  # the DC of the orthonormal DCT is 8x the mean
+        channels = x.shape[1]
         if channels == 3 and self.subsampling != "4:4:4":
             out = self._subsampled(x)
             return block_dct(out) if self.output == "dct" else out
+        shift = 8 * self.level_shift  # the DC of the orthonormal DCT is 8x the block mean
         c = block_dct(x)  # RGB coefficients, level shift in the DC
         for k in range(self.rounds):
             q, alpha = self._round_tables(k, x.dtype, channels)

@@ -99,6 +99,14 @@ class SoftQuantize(Function):
         return tuple(out)
 
 
+def check_window(levels, bits):
+    """Raise ValueError unless ``levels`` >= 1 and ``bits`` in 2..32 are integers (soft_quantize's window)."""
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"levels must be an integer >= 1, found {levels!r}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
+        raise ValueError(f"bits must be an integer in 2..32, found {bits!r}")
+
+
 def _operand(a, name, dtype, xp):
     """A Tensor/array operand of ``z``'s float dtype; scalars and integer arrays are cast."""
     if isinstance(a, Tensor):
@@ -128,10 +136,7 @@ def soft_quantize(z, q, alpha, levels: int = 5, bits: int = 8):
     reach every Tensor argument with ``requires_grad`` (summed over broadcast
     axes). Large ``alpha q^2`` gives ``round(z/q) q`` (ties aside).
     """
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
-        raise ValueError(f"levels must be an integer >= 1, found {levels!r}")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 32:
-        raise ValueError(f"bits must be an integer in 2..32, found {bits!r}")
+    check_window(levels, bits)
     zr = z.data if isinstance(z, Tensor) else z
     xp = get_array_module(z, q, alpha)
     zr = xp.asarray(zr)
