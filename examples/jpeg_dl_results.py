@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_jpeg_dl import natural  # zigzag table -> 8x8 block
+from train import pyplot
+from train_jpeg_dl import heatmap
 
 import dctnet
 from dctnet import datasets
@@ -91,12 +92,8 @@ def summary(jpeg, base):
 
 
 def plots(jpeg, base, out):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return []
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for runs, label in ((jpeg, "JPEG layer"), (base, "baseline")):
@@ -120,16 +117,9 @@ def plots(jpeg, base, out):
         rows = [("initial", *start), rows[0], ("learned - initial", *moved)]
     fig, axes = plt.subplots(len(rows), 2, figsize=(8.5, 3.9 * len(rows)), squeeze=False)
     for (kind, luma, chroma), row in zip(rows, axes):
+        change = kind == "learned - initial"
         for ax, table, name in zip(row, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
-            block = natural(np.asarray(table, np.float64))
-            change = kind.endswith("initial") and kind != "initial"
-            lim = np.abs(block).max() or 1.0
-            im = ax.imshow(block, cmap="RdBu_r", vmin=-lim, vmax=lim) if change else ax.imshow(block, cmap="viridis")
-            for (i, j), v in np.ndenumerate(block):
-                ax.text(j, i, f"{v:+.2f}" if change else f"{v:.1f}", ha="center", va="center", fontsize=6,
-                        color="k" if change or v >= (block.min() + block.max()) / 2 else "w")
-            ax.set(title=f"{kind} {name}", xlabel="horizontal frequency", ylabel="vertical frequency")
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            heatmap(fig, ax, np.asarray(table, np.float64), f"{kind} {name}", "{:+.2f}" if change else "{:.1f}", change)
     fig.tight_layout()
     fig.savefig(out / "qtables.png", dpi=120)
     plt.close(fig)

@@ -333,6 +333,18 @@ def main(argv=None):
     return history
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or None without matplotlib (an optional extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
 def write_history(history, out):
     if not history:
         return
@@ -341,12 +353,8 @@ def write_history(history, out):
         writer.writeheader()
         writer.writerows(history)
     (out / "history.json").write_text(json.dumps(history, indent=1))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))

@@ -179,24 +179,30 @@ def natural(table):
     return out.reshape(8, 8)
 
 
-def plot_tables(luma, chroma, path):
-    try:
-        import matplotlib
+def heatmap(fig, ax, table, title, fmt="{:.1f}", change=False):
+    """Draw a zigzag table as its 8x8 block, values written in; ``change``: a diverging map centred on 0."""
+    block = natural(table)
+    if change:
+        lim = float(np.abs(block).max()) or 1.0
+        im = ax.imshow(block, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    else:
+        im = ax.imshow(block, cmap="viridis")
+    middle = (block.min() + block.max()) / 2
+    for (r, c), v in np.ndenumerate(block):
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6,
+                color="k" if change or v >= middle else "w")
+    ax.set(title=title, xlabel="horizontal frequency", ylabel="vertical frequency")
+    fig.colorbar(im, ax=ax, fraction=0.046)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+
+def plot_tables(luma, chroma, path):
+    plt = base.pyplot()
+    if plt is None:
         return False
     panels = [(luma, "luma (Y)"), (chroma, "chroma (Cb, Cr)")] if chroma is not None else [(luma, "feature-map")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
     for ax, (table, title) in zip(axes[0], panels):
-        block = natural(table)
-        im = ax.imshow(block, cmap="viridis")
-        for (r, c), v in np.ndenumerate(block):
-            text = str(v) if block.dtype.kind == "i" else f"{v:.2f}"
-            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="w" if v < block.max() / 2 else "k")
-        ax.set(title=f"learned {title}", xlabel="horizontal frequency", ylabel="vertical frequency")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        heatmap(fig, ax, table, f"learned {title}", "{}" if table.dtype.kind == "i" else "{:.2f}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
