@@ -129,6 +129,11 @@ def to_dct(x):
     float64 are kept; other numeric dtypes become float32. Runs the Numba kernel
     of the input's backend (CPU ``prange`` or CUDA).
     """
+    return _to_dct(x)
+
+
+def _to_dct(x, serial=False):
+    """:func:`to_dct`; ``serial``: a NumPy input is transformed on the calling thread only."""
     xp, x = _float_array(x, "to_dct input")
     if x.ndim < 2:
         raise ValueError(f"to_dct expects an array (..., H, W), found shape {x.shape}")
@@ -141,12 +146,18 @@ def to_dct(x):
     lead = x.shape[:-2]
     flat = xp.ascontiguousarray(x.reshape((-1, h, w)))
     out = xp.empty((flat.shape[0], h // 8, w // 8, 64), dtype=x.dtype)
-    _kernel(xp).fdct(flat, out, *_constants(xp, x.dtype))
+    kernel = _kernel(xp)
+    (kernel.fdct_serial if serial and xp is np else kernel.fdct)(flat, out, *_constants(xp, x.dtype))
     return out.reshape(lead + out.shape[1:])
 
 
 def from_dct(c):
     """Inverse of :func:`to_dct`: ``(..., BH, BW, 64)`` -> pixels ``(..., 8 BH, 8 BW)``."""
+    return _from_dct(c)
+
+
+def _from_dct(c, serial=False):
+    """:func:`from_dct`; ``serial`` as in :func:`_to_dct`."""
     xp, c = _float_array(c, "from_dct input")
     if c.ndim < 3 or c.shape[-1] != 64:
         raise ValueError(
@@ -156,7 +167,8 @@ def from_dct(c):
     lead = c.shape[:-3]
     flat = xp.ascontiguousarray(c.reshape((-1, bh, bw, 64)))
     out = xp.empty((flat.shape[0], 8 * bh, 8 * bw), dtype=c.dtype)
-    _kernel(xp).idct(flat, out, *_constants(xp, c.dtype))
+    kernel = _kernel(xp)
+    (kernel.idct_serial if serial and xp is np else kernel.idct)(flat, out, *_constants(xp, c.dtype))
     return out.reshape(lead + out.shape[1:])
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
-from ..transform import ZIGZAG, _constants, dct_matrix, from_dct, to_dct
+from ..transform import ZIGZAG, _from_dct, _to_dct, dct_matrix
 from .conv import conv2d
 from .pad import pad
 
@@ -45,31 +45,14 @@ def _layer_dct(x):
 
     The layers alternate these transforms with BLAS GEMMs; OpenBLAS's workers
     keep spinning after each GEMM, so Numba's parallel workers would contend
-    with them for the cores (measured ~1.5x slower on 2 cores). Same math and
-    kernel code as ``to_dct``; other inputs go to ``to_dct`` itself.
+    with them for the cores (measured ~1.5x slower on 2 cores).
     """
-    if type(x) is not np.ndarray or x.dtype not in (np.float32, np.float64) or x.ndim < 2 or x.shape[-1] % 8 or x.shape[-2] % 8:
-        return to_dct(x)
-    from ..kernels import blockdct
-
-    h, w = x.shape[-2:]
-    flat = np.ascontiguousarray(x.reshape((-1, h, w)))
-    out = np.empty((flat.shape[0], h // 8, w // 8, 64), dtype=x.dtype)
-    blockdct.fdct_serial(flat, out, *_constants(np, x.dtype))
-    return out.reshape(x.shape[:-2] + out.shape[1:])
+    return _to_dct(x, serial=True)
 
 
 def _layer_idct(c):
     """:func:`from_dct` for a network layer (see :func:`_layer_dct`)."""
-    if type(c) is not np.ndarray or c.dtype not in (np.float32, np.float64) or c.ndim < 3 or c.shape[-1] != 64:
-        return from_dct(c)
-    from ..kernels import blockdct
-
-    bh, bw = c.shape[-3:-1]
-    flat = np.ascontiguousarray(c.reshape((-1, bh, bw, 64)))
-    out = np.empty((flat.shape[0], 8 * bh, 8 * bw), dtype=c.dtype)
-    blockdct.idct_serial(flat, out, *_constants(np, c.dtype))
-    return out.reshape(c.shape[:-3] + out.shape[1:])
+    return _from_dct(c, serial=True)
 
 
 class BlockDCT(Function):
