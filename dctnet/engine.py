@@ -1,0 +1,465 @@
+"""A folded, fused inference network for pixel-domain models, on the CPU engine.
+
+:func:`fuse` reads an ``nn`` model once and builds a plan that computes what
+``model.eval()`` computes, with less work and fewer passes over memory:
+
+* every BatchNorm2d that follows a convolution is folded into its weights
+  and bias (``w * gamma / sqrt(var + eps)``, computed in float64), exact up
+  to rounding;
+* bias, the residual addition and ReLU ride on the GEMM's output in one pass
+  (the epilogue), while that output is still in cache; global average
+  pooling after the last convolution is taken in the same pass, so the last
+  activation is never written;
+* a 1x1 stride-1 unpadded convolution multiplies its input directly (no
+  im2col);
+* the batch is cut into tasks of a few images that run through the *whole*
+  network on one thread (:mod:`dctnet.threads`), each layer's column matrix
+  in cache-sized pieces, with buffers that are reused from call to call.
+
+The layout stays NCHW per image (which is exactly what ``W @ cols`` gives for
+one image), so no transpose runs between layers. The plan is a snapshot:
+weights are copied and folded by :func:`fuse`, so fuse again after training.
+
+>>> import numpy as np, dctnet
+>>> from dctnet import models, nn
+>>> nn.manual_seed(0)
+>>> model = models.paper_resnet(in_channels=1, num_classes=10).eval()
+>>> net = fuse(model)
+>>> x = np.random.default_rng(0).normal(size=(4, 1, 32, 32)).astype(np.float32)
+>>> with dctnet.no_grad():
+...     ref = model(dctnet.Tensor(x)).data
+>>> bool(np.allclose(net(x).data, ref, rtol=1e-4, atol=1e-4))
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+
+from . import nn
+from .autograd import Tensor
+from .backend import is_cupy_array
+from .functional.conv import forward_images
+from .kernels import conv as conv_kernels
+from .threads import parallel_for
+
+__all__ = ["fuse", "FusedNet", "SUPPORTED"]
+
+# The layer types fuse() understands (exactly these, or BatchNorm2d subclasses
+# that behave as it does in eval mode, such as SyncBatchNorm2d).
+SUPPORTED = ("Sequential", "ResidualBlock", "Conv2d", "BatchNorm2d", "ReLU", "Identity", "Normalize",
+             "GlobalAvgPool", "Flatten", "Linear")
+
+# Images per task: enough to amortize the per-layer Python calls, few enough
+# that one task's activations stay in a core's cache.
+TASK_IMAGES = 8
+MIN_TASKS = 4  # ... and at least this many tasks when the batch allows (every thread gets work)
+
+_ids = itertools.count()
+
+
+class _Value:
+    """An activation of the plan: ``channels`` maps per image, or features once ``flat``."""
+
+    def __init__(self, channels, flat=False, alias=None):
+        self.id = next(_ids)
+        self.channels, self.flat = int(channels), flat
+        self.alias = alias  # a flattened value reads the buffer of this one
+        self.shared = False  # read by more than one step: nothing may fuse into its producer
+        self.producer = None
+
+
+class _Step:
+    def output(self, channels, flat=False):
+        self.dst = _Value(channels, flat)
+        self.dst.producer = self
+        return self.dst
+
+
+class _Conv(_Step):
+    """``dst = act(W @ cols(src) + bias [+ res])``, or its per-channel mean when ``pool``."""
+
+    def __init__(self, src, w, bias, stride, padding):
+        self.src, self.w, self.bias = src, w, bias
+        self.kernel, self.stride, self.padding = tuple(w.shape[2:]), stride, padding
+        self.relu, self.res, self.pool = False, None, False
+        self.output(w.shape[0])
+
+    def fold_affine(self, scale, shift):
+        self.w = self.w * scale[:, None, None, None]
+        self.bias = self.bias * scale + shift
+
+    def finish(self, dtype):
+        self.w2 = np.ascontiguousarray(self.w.reshape(self.w.shape[0], -1).astype(dtype))
+        self.b = self.bias.astype(dtype)
+
+    def out_shape(self, shape, where):
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        h, w = shape[1] + 2 * ph, shape[2] + 2 * pw
+        if kh > h or kw > w:
+            raise ValueError(f"{where}: kernel {kh}x{kw} is larger than its padded input {h}x{w}")
+        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+        return (self.w.shape[0],) if self.pool else (self.w.shape[0], ho, wo)
+
+
+class _Affine(_Step):
+    """``dst = act(src * scale[c] + shift[c])``: Normalize, a BatchNorm2d that follows no conv, a lone ReLU."""
+
+    def __init__(self, src, scale, shift, relu):
+        self.src, self.scale, self.shift, self.relu = src, scale, shift, relu
+        self.output(src.channels)
+
+    def finish(self, dtype):
+        self.s, self.t = self.scale.astype(dtype)[:, None, None], self.shift.astype(dtype)[:, None, None]
+
+    def out_shape(self, shape, where):
+        return shape
+
+
+class _Add(_Step):
+    """``dst = act(a + b)`` where the addition could not ride on a conv's epilogue."""
+
+    def __init__(self, a, b, relu):
+        self.a, self.b, self.relu = a, b, relu
+        self.output(a.channels)
+
+    def finish(self, dtype):
+        pass
+
+    def out_shape(self, shape, where):
+        return shape
+
+
+class _Pool(_Step):
+    """Global average pooling of ``src`` into (C,) features."""
+
+    def __init__(self, src):
+        self.src = src
+        self.output(src.channels, flat=True)
+
+    def finish(self, dtype):
+        pass
+
+    def out_shape(self, shape, where):
+        return shape[:1]
+
+
+class _Linear(_Step):
+    """``dst = src @ w.T + b`` on features."""
+
+    def __init__(self, src, w, b):
+        self.src, self.w, self.bias = src, w, b
+        self.output(w.shape[0], flat=True)
+
+    def finish(self, dtype):
+        self.wt = np.ascontiguousarray(self.w.T.astype(dtype))
+        self.b = None if self.bias is None else self.bias.astype(dtype)
+
+    def out_shape(self, shape, where):
+        if shape != self.w.shape[1:]:
+            raise ValueError(f"{where} takes {self.w.shape[1]} features, the model gives it {shape}")
+        return self.w.shape[:1]
+
+
+def _array(a):
+    if is_cupy_array(a):
+        raise TypeError("fuse() builds a CPU (NumPy) engine, found a GPU (CuPy) array; move the model with .to('cpu')")
+    return np.array(a, np.float64)  # a copy: the plan never sees later changes to the model
+
+
+def _param(p):
+    return None if p is None else _array(p.data)
+
+
+def _storage(v):
+    """The value whose buffer holds ``v`` (a flattened value shares its source's)."""
+    return v.alias or v
+
+
+def _bn_affine(bn):
+    inv = 1.0 / np.sqrt(_array(bn.running_var) + bn.eps)
+    gamma = np.ones_like(inv) if bn.weight is None else _param(bn.weight)
+    beta = np.zeros_like(inv) if bn.bias is None else _param(bn.bias)
+    scale = gamma * inv
+    return scale, beta - _array(bn.running_mean) * scale
+
+
+class _Builder:
+    """Walks a model and emits the plan's steps, fusing where the dataflow allows."""
+
+    def __init__(self):
+        self.steps, self.where = [], {}
+
+    def fusable(self, v, kind):
+        """The step producing ``v`` when a ``kind`` ("bn", "relu", "add", "pool") may ride on it."""
+        p = v.producer
+        if v.shared or p is None:
+            return None
+        if kind == "relu" and isinstance(p, (_Affine, _Add)) and not p.relu:
+            return p
+        if not isinstance(p, _Conv) or p.pool:
+            return None
+        if kind == "bn":
+            return p if not p.relu and p.res is None else None
+        if kind == "add":
+            return p if not p.relu and p.res is None else None
+        return p if kind == "pool" or not p.relu else None
+
+    def emit(self, step, where):
+        self.steps.append(step)
+        self.where[step.dst.id] = where
+        return step.dst
+
+    def channels(self, v, c, where):
+        if v.flat:
+            raise ValueError(f"{where} needs (N, C, H, W) activations, but the model has made them (N, features)")
+        if c != v.channels:
+            raise ValueError(f"{where} takes {c} channels, the model gives it {v.channels}")
+
+    def module(self, m, v, path):
+        kind = type(m)
+        where = f"{path} ({kind.__name__})"
+        if isinstance(m, (nn.DCTConv2d, nn.DCTBatchNorm, nn.ASMReLU, nn.DCTGlobalAvgPool, nn.DCTNormalize)):
+            raise TypeError(f"fuse() takes pixel-domain models; {where} is a JPEG-domain layer")
+        if kind is nn.Sequential:
+            for name, child in m._modules.items():
+                v = self.module(child, v, f"{path}.{name}")
+            return v
+        if kind is nn.ResidualBlock:
+            return self.residual(m, v, path)
+        if kind is nn.Identity:
+            return v
+        if kind is nn.Flatten:
+            if v.flat:
+                return v
+            v.shared = True
+            return _Value(0, flat=True, alias=v)
+        if kind is nn.Conv2d:
+            w = _param(m.weight)
+            self.channels(v, w.shape[1], where)
+            bias = np.zeros(w.shape[0]) if m.bias is None else _param(m.bias)
+            return self.emit(_Conv(v, w, bias, _pair(m.stride), _pair(m.padding)), where)
+        if isinstance(m, nn.BatchNorm2d):  # and subclasses such as SyncBatchNorm2d: in eval mode, the same affine map
+            scale, shift = _bn_affine(m)
+            self.channels(v, scale.size, where)
+            p = self.fusable(v, "bn")
+            if p is not None:
+                p.fold_affine(scale, shift)
+                return v
+            return self.emit(_Affine(v, scale, shift, False), where)
+        if kind is nn.ReLU:
+            p = self.fusable(v, "relu")
+            if p is not None:
+                p.relu = True
+                return v
+            return self.emit(_Affine(v, np.ones(v.channels), np.zeros(v.channels), True), where)
+        if kind is nn.Normalize:
+            if m.mean.size != 1:
+                self.channels(v, m.mean.size, where)
+            scale = np.broadcast_to(1 / m.std, v.channels).astype(np.float64)
+            return self.emit(_Affine(v, scale, -np.broadcast_to(m.mean, v.channels) * scale, False), where)
+        if kind is nn.GlobalAvgPool:
+            self.channels(v, v.channels, where)
+            p = self.fusable(v, "pool")
+            if p is not None:
+                p.pool, v.flat = True, True
+                return v
+            return self.emit(_Pool(v), where)
+        if kind is nn.Linear:
+            if not v.flat:
+                raise ValueError(f"{where} needs pooled or flattened (N, features) activations, found (N, C, H, W) maps")
+            return self.emit(_Linear(v, _param(m.weight), _param(m.bias)), where)
+        raise TypeError(f"fuse() does not support {where}; supported layers: {', '.join(SUPPORTED)}")
+
+    def residual(self, m, v, path):
+        v.shared = True  # read by both branches
+        # The shortcut first, so that the main branch's last conv can add it in its epilogue.
+        s = self.module(m.shortcut, v, f"{path}.shortcut")
+        s.shared = True
+        h = v
+        for name in ("conv1", "bn1", "relu1", "conv2", "bn2"):
+            h = self.module(getattr(m, name), h, f"{path}.{name}")
+        self.channels(s, h.channels, f"{path} (ResidualBlock) shortcut")
+        p = self.fusable(h, "add")
+        if p is not None:
+            p.res = s
+        else:
+            h = self.emit(_Add(h, s, False), f"{path} (ResidualBlock)")
+        return self.module(m.relu2, h, f"{path}.relu2")
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(int(i) for i in v)
+
+
+def fuse(model) -> "FusedNet":
+    """An inference-only CPU network equal to ``model.eval()`` (up to rounding).
+
+    ``model`` is a pixel-domain :class:`~dctnet.nn.Module` built from the
+    layers in :data:`SUPPORTED` (for example :func:`dctnet.models.paper_resnet`),
+    with NumPy parameters; its dtype (float32 or float64) is the engine's.
+    The weights are copied and folded now: later changes to ``model`` are
+    not seen. ``model`` itself is left as it was.
+
+    >>> import numpy as np
+    >>> from dctnet import nn
+    >>> net = fuse(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()))
+    >>> net(np.zeros((2, 3, 5, 7), np.float32)).shape
+    (2, 4, 5, 7)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fuse() takes a dctnet.nn.Module, found {type(model).__name__}")
+    dtypes = {np.dtype(p.dtype) for p in model.parameters()} or {np.dtype(np.float32)}
+    if len(dtypes) > 1 or not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
+        raise TypeError(f"fuse() needs a float32 or float64 model, found parameters of {sorted(map(str, dtypes))}")
+    return FusedNet(model, dtypes.pop())
+
+
+class FusedNet:
+    """The plan built by :func:`fuse`; call it on an (N, C, H, W) NumPy array or Tensor.
+
+    Returns a Tensor (no gradient) shaped as the model's output. Calls are
+    serialized (one at a time per network).
+    """
+
+    def __init__(self, model, dtype):
+        self.dtype = np.dtype(dtype)
+        builder = _Builder()
+        self._input = _Value(_in_channels(model))
+        self._output = builder.module(model, self._input, "model")
+        self._steps, self._where = builder.steps, builder.where
+        for step in self._steps:
+            step.finish(self.dtype)
+        self._shapes = {}  # input shape (C, H, W) -> {value id: per-image shape}
+        self._spaces = {}  # worker -> its buffers, kept from call to call
+        self._lock = threading.Lock()
+        self._name = type(model).__name__
+
+    def shapes(self, shape):
+        """Per-image shape of every value for an input of per-image ``shape``."""
+        known = self._shapes.get(shape)
+        if known is None:
+            if shape[0] != self._input.channels and self._input.channels:
+                raise ValueError(f"this network takes {self._input.channels} input channels, found {shape[0]}")
+            known = {self._input.id: shape}
+            for step in self._steps:
+                src = getattr(step, "src", getattr(step, "a", None))
+                known[step.dst.id] = step.out_shape(_lookup(known, src), self._where[step.dst.id])
+            out = self._output
+            known[out.id] = _lookup(known, out)
+            self._shapes[shape] = known
+        return known
+
+    def __call__(self, x):
+        x = x.data if isinstance(x, Tensor) else x
+        if is_cupy_array(x):
+            raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"a FusedNet expects x of shape (N, C, H, W), found shape {x.shape}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"this FusedNet computes in {self.dtype}, found x of dtype {x.dtype}; cast it with .astype(np.{self.dtype})")
+        x = np.ascontiguousarray(x)
+        with self._lock:
+            shapes = self.shapes(x.shape[1:])
+            n = x.shape[0]
+            out = np.empty((n,) + shapes[self._output.id], self.dtype)
+            if not self._steps:  # only Identity/Flatten layers
+                out[...] = x.reshape(out.shape)
+                return Tensor(out)
+            images = max(1, min(TASK_IMAGES, -(-n // MIN_TASKS)))
+
+            def task(worker, t):
+                start = t * images
+                ws = self._spaces.setdefault(worker, {})
+                self._run(shapes, x[start : start + images], out[start : start + images], ws)
+
+            parallel_for(task, -(-n // images))
+        return Tensor(out)
+
+    def _run(self, shapes, x, out, ws):
+        """One task: its images through every step; the output value lands in ``out``."""
+        count, dtype = x.shape[0], self.dtype
+        arrays = {self._input.id: x}
+        last = _storage(self._output)
+
+        def get(v):
+            return arrays[_storage(v).id].reshape((count,) + _lookup(shapes, v))
+
+        for step in self._steps:
+            dst = step.dst
+            shape = (count,) + shapes[dst.id]
+            target = out.reshape(shape) if dst is last else _scratch(ws, dst.id, shape, dtype)
+            arrays[dst.id] = target
+            if isinstance(step, _Conv):
+                _conv(step, get(step.src), target, None if step.res is None else get(step.res), ws, dtype)
+            elif isinstance(step, _Affine):
+                np.multiply(get(step.src), step.s, out=target)
+                target += step.t
+                if step.relu:
+                    np.maximum(target, 0, out=target)
+            elif isinstance(step, _Add):
+                np.add(get(step.a), get(step.b), out=target)
+                if step.relu:
+                    np.maximum(target, 0, out=target)
+            elif isinstance(step, _Pool):
+                src = get(step.src)
+                np.mean(src.reshape(count, src.shape[1], -1), axis=2, out=target)
+            else:  # _Linear
+                np.matmul(get(step.src), step.wt, out=target)
+                if step.b is not None:
+                    target += step.b
+
+    def __repr__(self):
+        return f"FusedNet({self._name}, {len(self._steps)} steps, dtype={self.dtype})"
+
+
+def _lookup(shapes, v):
+    """Per-image shape of ``v``; a flattened value is its source's, flattened."""
+    if v.alias is not None:
+        return (int(np.prod(shapes[v.alias.id])),)
+    return shapes[v.id]
+
+
+def _in_channels(model):
+    """Input channels the model's first layer takes (0: not fixed by the first layer)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+        if isinstance(m, nn.Normalize) and m.mean.size > 1:
+            return m.mean.size
+        if isinstance(m, (nn.BatchNorm2d, nn.Linear)):
+            return m.num_features if isinstance(m, nn.BatchNorm2d) else 0
+    return 0
+
+
+def _conv(step, x, target, res, ws, dtype):
+    """One conv step over a task's images; the epilogue runs per cache-sized piece."""
+    count, o = x.shape[0], step.w2.shape[0]
+    (kh, kw), (ph, pw) = step.kernel, step.padding
+    ho, wo = (x.shape[2] + 2 * ph - kh) // step.stride[0] + 1, (x.shape[3] + 2 * pw - kw) // step.stride[1] + 1
+    y = _scratch(ws, "pool", (count, o, ho, wo), dtype) if step.pool else target
+    resv = None if res is None else res.reshape(count, o, -1)
+
+    def epilogue(s, m, piece):
+        r = None if resv is None else resv[s : s + m]
+        if step.pool:
+            conv_kernels.bias_act_mean(piece, step.b, piece if r is None else r, r is not None, step.relu, target[s : s + m])
+        elif r is None:
+            conv_kernels.bias_act(piece, step.b, step.relu)
+        else:
+            conv_kernels.bias_add_act(piece, step.b, r, step.relu)
+
+    forward_images(x, step.w2, step.kernel, step.stride, ph, pw, y, epilogue)
+
+
+def _scratch(ws, name, shape, dtype):
+    """The workspace buffer ``name`` as an array of ``shape`` (grown, never shrunk)."""
+    size = int(np.prod(shape))
+    buf = ws.get(name)
+    if buf is None or buf.size < size:
+        buf = ws[name] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
