@@ -40,13 +40,14 @@ import threading
 import numpy as np
 
 from . import nn
-from .autograd import Tensor
+from .autograd import Tensor, as_tensor
+from .functional.fused import BNState, residual_block
 from .backend import is_cupy_array
 from .functional.conv import forward_images
 from .kernels import conv as conv_kernels
 from .threads import parallel_for
 
-__all__ = ["fuse", "FusedNet", "SUPPORTED"]
+__all__ = ["fuse", "FusedNet", "SUPPORTED", "forward", "fused_block_state"]
 
 # The layer types fuse() understands (exactly these, or BatchNorm2d subclasses
 # that behave as it does in eval mode, such as SyncBatchNorm2d).
@@ -463,3 +464,66 @@ def _scratch(ws, name, shape, dtype):
     if buf is None or buf.size < size:
         buf = ws[name] = np.empty(size, dtype)
     return buf[:size].reshape(shape)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def fused_block_state(block):
+    """The arguments of :func:`dctnet.functional.fused.residual_block` for ``block``,
+    or None when the block cannot take the fused path.
+
+    The fused op computes exactly an :class:`~dctnet.nn.ResidualBlock` in
+    training mode whose layers are the stock ones (plain ``BatchNorm2d``,
+    not a synchronized one; bias-free convs) and whose parameters are NumPy
+    arrays.
+    """
+    if type(block) is not nn.ResidualBlock or not block.training:
+        return None
+    bns = [block.bn1, block.bn2]
+    convs = [block.conv1, block.conv2]
+    sc = block.shortcut
+    if type(sc) is nn.Sequential and len(sc) == 2 and type(sc[0]) is nn.Conv2d and type(sc[1]) is nn.BatchNorm2d:
+        convs.append(sc[0])
+        bns.append(sc[1])
+    elif type(sc) is not nn.Identity:
+        return None
+    if any(type(b) is not nn.BatchNorm2d for b in bns) or any(type(c) is not nn.Conv2d or c.bias is not None for c in convs):
+        return None
+    if any(is_cupy_array(p.data) for p in block.parameters()):
+        return None
+    states = [BNState(b.weight, b.bias, b.running_mean, b.running_var, b.momentum, b.eps) for b in bns]
+    shortcut = (convs[2].weight, states[2]) if len(convs) == 3 else None
+    return dict(w1=block.conv1.weight, bn1=states[0], w2=block.conv2.weight, bn2=states[1],
+                stride=block.conv1.stride, shortcut=shortcut), bns
+
+
+def forward(model, x):
+    """``model(x)``, with every stock :class:`~dctnet.nn.ResidualBlock` in training
+    mode computed by the fused op :func:`dctnet.functional.fused.residual_block`.
+
+    The result and the gradients that flow back to ``model``'s parameters are
+    those of ``model(x)`` up to rounding; running statistics and
+    ``num_batches_tracked`` are updated as the BatchNorm2d layers update them.
+    In eval mode, and for every other layer, this is ``model(x)`` itself.
+
+    >>> import numpy as np
+    >>> from dctnet import models, nn, functional as F
+    >>> nn.manual_seed(0)
+    >>> net = models.paper_resnet(in_channels=1)
+    >>> loss = F.cross_entropy(forward(net, np.zeros((2, 1, 32, 32), np.float32)), np.array([1, 2]))
+    >>> loss.backward()
+    >>> net[0].conv1.weight.grad.shape
+    (16, 1, 3, 3)
+    """
+    if type(model) is nn.Sequential:
+        for layer in model:
+            x = forward(layer, x)
+        return x
+    found = fused_block_state(model)
+    if found is None:
+        return model(x)
+    kwargs, bns = found
+    for bn in bns:
+        bn.num_batches_tracked += 1
+    return residual_block(as_tensor(x), **kwargs)

@@ -39,6 +39,7 @@ __all__ = [
     "MultiStepLR",
     "CosineAnnealingLR",
     "LinearLR",
+    "WarmupCosineLR",
     "SCHEDULERS",
 ]
 
@@ -544,4 +545,59 @@ class LinearLR(LRScheduler):
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
 
 
-SCHEDULERS = {cls.__name__: cls for cls in (StepLR, MultiStepLR, CosineAnnealingLR, LinearLR)}
+class WarmupCosineLR(LRScheduler):
+    """A per-iteration schedule: linear warm-up, then one cosine down to ``eta_min``.
+
+    Call :meth:`step` after every optimizer step. For step ``t`` (0 at
+    construction) with ``w = warmup_steps`` and ``T = total_steps``:
+
+    * ``t < w``: ``lr = base_lr * (f + (1 - f) * t / w)`` with
+      ``f = warmup_start_factor`` (PyTorch's ``LinearLR``);
+    * ``w <= t <= T``: ``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * (t - w) / (T - w))) / 2``
+      (PyTorch's ``CosineAnnealingLR`` with ``T_max = T - w``);
+    * ``t > T``: ``eta_min``.
+
+    So a run of ``T`` steps ends annealed, however few epochs it has. It is
+    PyTorch's ``SequentialLR([LinearLR(f, total_iters=w), CosineAnnealingLR(T - w, eta_min)],
+    milestones=[w])`` stepped per iteration.
+
+    >>> import numpy as np
+    >>> from dctnet import Tensor
+    >>> opt = SGD([Tensor(np.zeros(1), requires_grad=True)], lr=1.0)
+    >>> s = WarmupCosineLR(opt, total_steps=6, warmup_steps=2, warmup_start_factor=0.5)
+    >>> rates = []
+    >>> for _ in range(7):
+    ...     rates.append(round(s.get_last_lr()[0], 6))
+    ...     s.step()
+    >>> rates
+    [0.5, 0.75, 1.0, 0.853553, 0.5, 0.146447, 0.0]
+    """
+
+    _options = ("total_steps", "warmup_steps", "warmup_start_factor", "eta_min")
+
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, warmup_start_factor: float = 0.1,
+                 eta_min: float = 0.0):
+        if int(total_steps) != total_steps or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive integer, found {total_steps!r}")
+        if int(warmup_steps) != warmup_steps or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"warmup_steps must be an integer in [0, total_steps), found {warmup_steps!r} "
+                             f"for total_steps {total_steps}")
+        if not 0 < warmup_start_factor <= 1:
+            raise ValueError(f"warmup_start_factor must be in (0, 1], found {warmup_start_factor!r}")
+        if eta_min < 0:
+            raise ValueError(f"eta_min must be >= 0, found {eta_min!r}")
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.warmup_start_factor, self.eta_min = warmup_start_factor, eta_min
+        super().__init__(optimizer)
+
+    def _lr(self, base_lr, step):
+        w, total = self.warmup_steps, self.total_steps
+        if step < w:
+            f = self.warmup_start_factor
+            return base_lr * (f + (1 - f) * step / w)
+        if step >= total:
+            return self.eta_min
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * (step - w) / (total - w))) / 2
+
+
+SCHEDULERS = {cls.__name__: cls for cls in (StepLR, MultiStepLR, CosineAnnealingLR, LinearLR, WarmupCosineLR)}

@@ -127,7 +127,7 @@ def bias_add_act(y, bias, res, relu):
                     y[m, c, p] += b + res[m, c, p]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, fastmath={"reassoc"})  # a vectorized (reassociated) sum
 def bias_act_mean(y, bias, res, has_res, relu, out):
     """``out[m, c] = mean_p act(y[m, c, p] + bias[c] (+ res[m, c, p]))``: an epilogue
     that feeds global average pooling without writing the activation back."""

@@ -1,0 +1,324 @@
+"""The paper's residual block in training mode as one differentiable op.
+
+``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` with batch statistics,
+where the shortcut is the identity or ``bn_s(conv_s(x))`` (1x1, same stride).
+Computed as :class:`dctnet.nn.ResidualBlock` computes it in training mode,
+but in three sweeps forward and three backward, each a few images per task on
+the engine's threads (:mod:`dctnet.threads`), with the work between the GEMMs
+fused while it is in cache:
+
+* forward: each conv's batch-norm moments are taken in its GEMM epilogue;
+  BN1 + ReLU is applied to a chunk right before conv2 reads it; BN2 +
+  shortcut BN + addition + ReLU is one pass;
+* backward: the ReLU mask and the three sums BN2 and the shortcut BN need
+  are one pass; each chunk's BN gradient feeds its conv's weight and input
+  gradients right away, and the input gradient of conv2 is masked by ReLU1
+  while the moments BN1 needs are taken.
+
+Moments are float64 sums per task, added in task order, so results do not
+depend on the thread count. Running statistics are updated in place exactly
+as :func:`dctnet.functional.batch_norm` updates them (momentum, unbiased
+variance). CuPy arrays take the unfused composition of the ordinary ops.
+
+>>> import numpy as np
+>>> from dctnet import Tensor
+>>> rng = np.random.default_rng(0)
+>>> x = Tensor(rng.normal(size=(4, 3, 8, 8)).astype(np.float32), requires_grad=True)
+>>> w1 = Tensor(rng.normal(size=(5, 3, 3, 3)).astype(np.float32), requires_grad=True)
+>>> w2 = Tensor(rng.normal(size=(5, 5, 3, 3)).astype(np.float32), requires_grad=True)
+>>> ws = Tensor(rng.normal(size=(5, 3, 1, 1)).astype(np.float32), requires_grad=True)
+>>> def bn():
+...     return BNState(Tensor(np.ones(5, np.float32), requires_grad=True),
+...                    Tensor(np.zeros(5, np.float32), requires_grad=True),
+...                    np.zeros(5, np.float32), np.ones(5, np.float32))
+>>> y = residual_block(x, w1, bn(), w2, bn(), stride=2, shortcut=(ws, bn()))
+>>> y.shape
+(4, 5, 4, 4)
+>>> y.sum().backward()
+>>> x.grad.shape, w1.grad.shape
+((4, 3, 8, 8), (5, 3, 3, 3))
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+from ..kernels import fused as fk
+from ..threads import parallel_for, scratch
+from ._utils import check_float, shape_of
+from .activation import relu
+from .conv import InputGradPlan, chunking, conv2d, forward_images, weight_grad_images
+from .norm import batch_norm
+
+__all__ = ["BNState", "residual_block"]
+
+
+class BNState(NamedTuple):
+    """A BatchNorm2d's parameters and running buffers, as ``residual_block`` takes them.
+
+    ``weight``/``bias`` are (C,) Tensors (or arrays); ``running_mean`` and
+    ``running_var`` (C,) arrays that training updates in place (or None).
+    """
+
+    weight: object
+    bias: object
+    running_mean: object
+    running_var: object
+    momentum: float = 0.1
+    eps: float = 1e-5
+
+
+def _raw(a):
+    return a.data if isinstance(a, Tensor) else a
+
+
+def _sum_tasks(partial):
+    """Per-task partial sums added in task order (deterministic whatever ran them)."""
+    total = partial[0].copy()
+    for p in partial[1:]:
+        total += p
+    return total
+
+
+def _train_stats(sums, m, gamma, beta, running_mean, running_var, momentum, eps, dtype):
+    """Batch mean/variance from (sum, sum of squares) over ``m`` values; the BN as
+    ``a * y + b``; running statistics updated in place. Returns (a, b, mu, inv)."""
+    mu = sums[0] / m
+    var = np.maximum(sums[1] / m - mu * mu, 0.0)  # biased: normalizes this batch
+    for running, stat in ((running_mean, mu), (running_var, var * (m / (m - 1)))):
+        if running is not None:  # in place, so the caller's buffers follow
+            running *= 1 - momentum
+            running += (momentum * stat).astype(running.dtype)
+    inv = 1.0 / np.sqrt(var + eps)
+    a = np.asarray(gamma, np.float64) * inv
+    b = np.asarray(beta, np.float64) - mu * a
+    return a.astype(dtype), b.astype(dtype), mu, inv
+
+
+def _bn_backward(s_g, s_gy, m, a, mu, inv, dtype):
+    """BN's input gradient ``A*g + B*y + C`` from sum(g) and sum(g*y); also (dgamma, dbeta).
+
+    With x_hat = (y - mu) * inv: dbeta = sum(g), dgamma = sum(g * x_hat) and
+    dy = a * (g - dbeta/m - x_hat * dgamma/m), as in batch_norm's backward.
+    """
+    a = a.astype(np.float64)
+    dbeta = s_g
+    dgamma = inv * (s_gy - mu * s_g)
+    big_a = a
+    big_b = -a * inv * dgamma / m
+    big_c = -a * dbeta / m - big_b * mu
+    return (big_a.astype(dtype), big_b.astype(dtype), big_c.astype(dtype)), dgamma.astype(dtype), dbeta.astype(dtype)
+
+
+class ResidualBlockOp(Function):
+    """Forward and backward of :func:`residual_block` on NumPy arrays."""
+
+    def forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, buffers=(), stride=1):
+        (rm1, rv1, mo1, e1), (rm2, rv2, mo2, e2), bsc = buffers[0], buffers[1], buffers[2:]
+        x, w1, w2 = (np.ascontiguousarray(a) for a in (x, w1, w2))
+        ws = None if ws is None else np.ascontiguousarray(ws)
+        n, cin, h, w = x.shape
+        c = w1.shape[0]
+        ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1  # 3x3, padding 1
+        hw, dtype = ho * wo, x.dtype
+        m = n * hw
+        proj = ws is not None
+        chunk, tasks = chunking(n, 9 * max(cin, c) * hw * x.itemsize)
+        w1m, w2m = w1.reshape(c, -1), w2.reshape(c, -1)
+        wsm = ws.reshape(c, -1) if proj else None
+        y1, h1, y2 = (np.empty((n, c, ho, wo), dtype) for _ in range(3))
+        ys = np.empty((n, c, ho, wo), dtype) if proj else None
+        out = np.empty((n, c, ho, wo), dtype)
+        sums1, sums2, sumss = (np.zeros((tasks, 2, c)) for _ in range(3))
+        st = (stride, stride)
+
+        def parts(t):
+            return slice(t * chunk, (t + 1) * chunk)
+
+        def conv1(worker, t):
+            p = parts(t)
+            forward_images(x[p], w1m, (3, 3), st, 1, 1, y1[p], lambda s, k, y: fk.moments(y, sums1[t]))
+            if proj:
+                forward_images(x[p], wsm, (1, 1), st, 0, 0, ys[p], lambda s, k, y: fk.moments(y, sumss[t]))
+
+        parallel_for(conv1, tasks)
+        a1, c1, mu1, inv1 = _train_stats(_sum_tasks(sums1), m, g1, b1, rm1, rv1, mo1, e1, dtype)
+        if proj:
+            (rms, rvs, mos, es) = bsc[0]
+            a_s, c_s, mus, invs = _train_stats(_sum_tasks(sumss), m, gs, bs, rms, rvs, mos, es, dtype)
+        else:
+            a_s, c_s = np.ones(c, dtype), np.zeros(c, dtype)
+
+        def conv2(worker, t):
+            p = parts(t)
+            k = y1[p].shape[0]
+            fk.affine_relu(y1[p].reshape(k, c, hw), a1, c1, h1[p].reshape(k, c, hw))
+            forward_images(h1[p], w2m, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k_, y: fk.moments(y, sums2[t]))
+
+        parallel_for(conv2, tasks)
+        a2, c2, mu2, inv2 = _train_stats(_sum_tasks(sums2), m, g2, b2, rm2, rv2, mo2, e2, dtype)
+
+        def finish(worker, t):
+            p = parts(t)
+            k = y2[p].shape[0]
+            r = (ys if proj else x)[p].reshape(k, c, hw)
+            fk.affine2_relu(y2[p].reshape(k, c, hw), a2, c2, r, a_s, c_s, out[p].reshape(k, c, hw))
+
+        parallel_for(finish, tasks)
+        ctx.save_for_backward(x, w1, w2, ws, y1, h1, y2, ys, out)
+        ctx.stats = (a1, mu1, inv1), (a2, mu2, inv2), ((a_s, mus, invs) if proj else None)
+        ctx.shape, ctx.stride, ctx.chunking = (n, cin, c, ho, wo), stride, (chunk, tasks)
+        return out
+
+    def backward(ctx, g):
+        x, w1, w2, ws, y1, h1, y2, ys, out = ctx.saved
+        (a1, mu1, inv1), (a2, mu2, inv2), sc = ctx.stats
+        n, cin, c, ho, wo = ctx.shape
+        stride, (chunk, tasks) = ctx.stride, ctx.chunking
+        need = ctx.needs_input_grad
+        proj, want_x = ws is not None, need[0]
+        hw, m, dtype = ho * wo, n * ho * wo, g.dtype
+        st = (stride, stride)
+        g = np.ascontiguousarray(g)
+
+        def parts(t):
+            return slice(t * chunk, (t + 1) * chunk)
+
+        def view(a, p):
+            b = a[p]
+            return b.reshape(b.shape[0], b.shape[1], -1)
+
+        # 1. ReLU2's mask and the moments of BN2 (and the shortcut's BN)
+        gm = np.empty_like(g)
+        sums = np.zeros((tasks, 3, c))
+
+        def mask(worker, t):
+            p = parts(t)
+            r = view(ys, p) if proj else view(g, p)
+            fk.masked_moments(view(g, p), view(out, p), view(y2, p), r, proj, view(gm, p), sums[t])
+
+        parallel_for(mask, tasks)
+        s = _sum_tasks(sums)
+        coef2, dg2, db2 = _bn_backward(s[0], s[1], m, a2, mu2, inv2, dtype)
+        if proj:
+            a_s, mus, invs = sc
+            coefs, dgs, dbs = _bn_backward(s[0], s[2], m, a_s, mus, invs, dtype)
+
+        # 2. conv2's gradients, ReLU1's mask and the moments of BN1; the shortcut's gradients
+        gh = np.empty_like(h1)
+        gx = np.empty(x.shape, dtype) if want_x else None
+        pw2 = np.empty((tasks, 9 * c, c), dtype)
+        pws = np.empty((tasks, cin, c), dtype) if proj else None
+        sums1 = np.zeros((tasks, 2, c))
+        plan2 = InputGradPlan(w2, h1.shape, y2.shape, (1, 1), (1, 1))
+        plans = InputGradPlan(ws, x.shape, y2.shape, st, (0, 0)) if proj and want_x else None
+
+        def conv2_grads(worker, t):
+            p = parts(t)
+            k = gm[p].shape[0]
+            gy = scratch("fused.gy", (k, c, ho, wo), dtype)
+            fk.affine_grad(view(gm, p), view(y2, p), *coef2, gy.reshape(k, c, hw))
+            weight_grad_images(h1[p], gy, (3, 3), (1, 1), 1, 1, pw2[t])
+            plan2.images(gy, gh[p])
+            fk.relu_grad_moments(view(gh, p), view(h1, p), view(y1, p), sums1[t])
+            if proj:
+                fk.affine_grad(view(gm, p), view(ys, p), *coefs, gy.reshape(k, c, hw))
+                weight_grad_images(x[p], gy, (1, 1), st, 0, 0, pws[t])
+                if want_x:
+                    plans.images(gy, gx[p])
+            elif want_x:
+                gx[p] = gm[p]
+
+        parallel_for(conv2_grads, tasks)
+        s1 = _sum_tasks(sums1)
+        coef1, dg1, db1 = _bn_backward(s1[0], s1[1], m, a1, mu1, inv1, dtype)
+
+        # 3. conv1's gradients
+        pw1 = np.empty((tasks, 9 * cin, c), dtype)
+        plan1 = InputGradPlan(w1, x.shape, y1.shape, st, (1, 1)) if want_x else None
+
+        def conv1_grads(worker, t):
+            p = parts(t)
+            k = gh[p].shape[0]
+            gy = scratch("fused.gy", (k, c, ho, wo), dtype)
+            fk.affine_grad(view(gh, p), view(y1, p), *coef1, gy.reshape(k, c, hw))
+            weight_grad_images(x[p], gy, (3, 3), st, 1, 1, pw1[t])
+            if want_x:
+                part = scratch("fused.gx", x[p].shape, dtype)
+                plan1.images(gy, part)
+                gx[p] += part
+
+        parallel_for(conv1_grads, tasks)
+
+        def weight(partial, shape):
+            return np.ascontiguousarray(_sum_tasks(partial).T).reshape(shape)
+
+        grads = [gx, weight(pw1, w1.shape), dg1, db1, weight(pw2, w2.shape), dg2, db2]
+        if proj:
+            grads += [weight(pws, ws.shape), dgs, dbs]
+        else:
+            grads += [None, None, None]
+        return tuple(gr if nd else None for gr, nd in zip(grads, need))
+
+
+def _unfused(x, w1, bn1, w2, bn2, stride, shortcut):
+    """The same block from the ordinary ops (the CuPy path)."""
+
+    def bn(y, s):
+        return batch_norm(y, s.running_mean, s.running_var, s.weight, s.bias, True, s.momentum, s.eps)
+
+    hidden = relu(bn(conv2d(x, w1, None, stride, 1), bn1))
+    y = bn(conv2d(hidden, w2, None, 1, 1), bn2)
+    r = x if shortcut is None else bn(conv2d(x, shortcut[0], None, stride, 0), shortcut[1])
+    return relu(y + r)
+
+
+def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` in training mode.
+
+    ``x`` is (N, Cin, H, W); ``w1`` (C, Cin, 3, 3) and ``w2`` (C, C, 3, 3)
+    are the bias-free 3x3 convs (``w1`` with ``stride``, both padding 1);
+    ``bn1``/``bn2`` are :class:`BNState`\\ s of C channels; ``shortcut`` is
+    None (identity: needs Cin == C and stride 1) or ``(ws, bn_s)`` with ``ws``
+    (C, Cin, 1, 1) at ``stride``. Batch statistics normalize; running
+    statistics are updated in place. Differentiable w.r.t. ``x``, the three
+    conv weights and the BN weights and biases.
+    """
+    xs, s1, s2 = shape_of(x), shape_of(w1), shape_of(w2)
+    if len(xs) != 4:
+        raise ValueError(f"residual_block expects x of shape (N, Cin, H, W), found shape {xs}")
+    c = s1[0] if len(s1) == 4 else None
+    if s1 != (c, xs[1], 3, 3):
+        raise ValueError(f"residual_block expects w1 of shape (C, {xs[1]}, 3, 3), found {s1}")
+    if s2 != (c, c, 3, 3):
+        raise ValueError(f"residual_block expects w2 of shape ({c}, {c}, 3, 3), found {s2}")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"residual_block needs an integer stride >= 1, found {stride!r}")
+    if shortcut is None and (xs[1] != c or stride != 1):
+        raise ValueError(f"an identity shortcut needs Cin == C and stride 1, found Cin {xs[1]}, C {c}, stride {stride}")
+    bns = [bn1, bn2] + ([] if shortcut is None else [shortcut[1]])
+    for i, s in enumerate(bns):
+        if not isinstance(s, BNState):
+            raise TypeError(f"residual_block takes batch norms as BNState(weight, bias, running_mean, running_var, momentum, eps), found {type(s).__name__}")
+        for name, a in (("weight", s.weight), ("bias", s.bias), ("running_mean", s.running_mean), ("running_var", s.running_var)):
+            if a is None and name in ("weight", "bias"):
+                raise ValueError(f"residual_block needs affine batch norms (weight and bias), found {name}=None")
+            if a is not None and shape_of(a) != (c,):
+                raise ValueError(f"residual_block expects BN {name} of shape ({c},), found {shape_of(a)}")
+    if shortcut is not None and shape_of(shortcut[0]) != (c, xs[1], 1, 1):
+        raise ValueError(f"residual_block expects the shortcut weight of shape ({c}, {xs[1]}, 1, 1), found {shape_of(shortcut[0])}")
+    ws = None if shortcut is None else shortcut[0]
+    check_float("residual_block", x=x, w1=w1, w2=w2, shortcut=ws, **{f"bn{i}_{k}": getattr(s, k) for i, s in enumerate(bns) for k in ("weight", "bias")})
+    if xs[0] * ((xs[2] - 1) // stride + 1) * ((xs[3] - 1) // stride + 1) <= 1:
+        raise ValueError(f"residual_block in training mode needs more than one value per channel, found x of shape {xs}")
+    if get_array_module(x, w1, w2, ws) is not np:
+        return _unfused(x, w1, bn1, w2, bn2, stride, shortcut)
+    buffers = tuple((s.running_mean, s.running_var, s.momentum, s.eps) for s in bns)
+    sc = (None, None, None) if shortcut is None else (ws, shortcut[1].weight, shortcut[1].bias)
+    return ResidualBlockOp.apply(
+        x, w1, bn1.weight, bn1.bias, w2, bn2.weight, bn2.bias, *sc, buffers=buffers, stride=int(stride)
+    )
