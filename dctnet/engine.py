@@ -63,11 +63,12 @@ _ids = itertools.count()
 
 
 class _Value:
-    """An activation of the plan: ``channels`` maps per image, or features once ``flat``."""
+    """An activation of the plan: ``channels`` maps per image (None: as many as the
+    input has), or features once ``flat``."""
 
     def __init__(self, channels, flat=False, alias=None):
         self.id = next(_ids)
-        self.channels, self.flat = int(channels), flat
+        self.channels, self.flat = channels, flat
         self.alias = alias  # a flattened value reads the buffer of this one
         self.shared = False  # read by more than one step: nothing may fuse into its producer
         self.producer = None
@@ -98,6 +99,8 @@ class _Conv(_Step):
         self.b = self.bias.astype(dtype)
 
     def out_shape(self, shape, where):
+        if shape[0] != self.w.shape[1]:
+            raise ValueError(f"{where} takes {self.w.shape[1]} channels, found {shape[0]}")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
         h, w = shape[1] + 2 * ph, shape[2] + 2 * pw
         if kh > h or kw > w:
@@ -117,6 +120,8 @@ class _Affine(_Step):
         self.s, self.t = self.scale.astype(dtype)[:, None, None], self.shift.astype(dtype)[:, None, None]
 
     def out_shape(self, shape, where):
+        if self.scale.size not in (1, shape[0]):
+            raise ValueError(f"{where} has {self.scale.size} channels, found {shape[0]}")
         return shape
 
 
@@ -217,7 +222,7 @@ class _Builder:
     def channels(self, v, c, where):
         if v.flat:
             raise ValueError(f"{where} needs (N, C, H, W) activations, but the model has made them (N, features)")
-        if c != v.channels:
+        if v.channels is not None and c != v.channels:
             raise ValueError(f"{where} takes {c} channels, the model gives it {v.channels}")
 
     def module(self, m, v, path):
@@ -252,16 +257,16 @@ class _Builder:
                 return v
             return self.emit(_Affine(v, scale, shift, False), where)
         if kind is nn.ReLU:
+            self.channels(v, v.channels, where)
             p = self.fusable(v, "relu")
             if p is not None:
                 p.relu = True
                 return v
-            return self.emit(_Affine(v, np.ones(v.channels), np.zeros(v.channels), True), where)
-        if kind is nn.Normalize:
-            if m.mean.size != 1:
-                self.channels(v, m.mean.size, where)
-            scale = np.broadcast_to(1 / m.std, v.channels).astype(np.float64)
-            return self.emit(_Affine(v, scale, -np.broadcast_to(m.mean, v.channels) * scale, False), where)
+            return self.emit(_Affine(v, np.ones(1), np.zeros(1), True), where)
+        if kind is nn.Normalize:  # one value per channel, or one for all
+            self.channels(v, m.mean.size if m.mean.size > 1 else v.channels, where)
+            scale = 1 / m.std
+            return self.emit(_Affine(v, scale, -m.mean * scale, False), where)
         if kind is nn.GlobalAvgPool:
             self.channels(v, v.channels, where)
             p = self.fusable(v, "pool")
@@ -329,7 +334,7 @@ class FusedNet:
     def __init__(self, model, dtype):
         self.dtype = np.dtype(dtype)
         builder = _Builder()
-        self._input = _Value(_in_channels(model))
+        self._input = _Value(None)
         self._output = builder.module(model, self._input, "model")
         self._steps, self._where = builder.steps, builder.where
         for step in self._steps:
@@ -343,8 +348,6 @@ class FusedNet:
         """Per-image shape of every value for an input of per-image ``shape``."""
         known = self._shapes.get(shape)
         if known is None:
-            if shape[0] != self._input.channels and self._input.channels:
-                raise ValueError(f"this network takes {self._input.channels} input channels, found {shape[0]}")
             known = {self._input.id: shape}
             for step in self._steps:
                 src = getattr(step, "src", getattr(step, "a", None))
@@ -423,18 +426,6 @@ def _lookup(shapes, v):
     if v.alias is not None:
         return (int(np.prod(shapes[v.alias.id])),)
     return shapes[v.id]
-
-
-def _in_channels(model):
-    """Input channels the model's first layer takes (0: not fixed by the first layer)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-        if isinstance(m, nn.Normalize) and m.mean.size > 1:
-            return m.mean.size
-        if isinstance(m, (nn.BatchNorm2d, nn.Linear)):
-            return m.num_features if isinstance(m, nn.BatchNorm2d) else 0
-    return 0
 
 
 def _conv(step, x, target, res, ws, dtype):

@@ -32,11 +32,10 @@ import os
 import queue
 import threading
 
-import numpy as np  # noqa: F401  (loaded first, so the BLAS controller sees NumPy's BLAS)
-import scipy.linalg.cython_blas  # noqa: F401  (the BLAS that Numba's np.dot calls, limited too)
+import numpy as np  # imported first: the BLAS controller must see NumPy's BLAS
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["num_threads", "set_num_threads", "parallel_for", "serial_blas", "scratch"]
+__all__ = ["num_threads", "set_num_threads", "default_num_threads", "parallel_for", "serial_blas", "scratch"]
 
 _count = None
 _controller = None
@@ -44,7 +43,8 @@ _local = threading.local()
 _lock = threading.Lock()
 
 
-def _default_threads():
+def default_num_threads() -> int:
+    """``$DCTNET_NUM_THREADS`` when set, else the number of CPUs this process may use."""
     env = os.environ.get("DCTNET_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
@@ -60,7 +60,7 @@ def num_threads() -> int:
     """Threads the engine runs tasks on (the caller included)."""
     global _count
     if _count is None:
-        _count = _default_threads()
+        _count = default_num_threads()
     return _count
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import dctnet.functional.conv as conv_module
-from dctnet import Tensor, gradcheck
+from dctnet import Tensor, gradcheck, threads
 from dctnet.functional import conv2d, linear, pad
+from dctnet.kernels import conv as conv_kernels
 
 
 def conv_reference(x, w, b=None, stride=(1, 1), padding=(0, 0)):
@@ -80,14 +81,114 @@ def test_conv2d_chunks_agree(rng, monkeypatch, stride):
     g = rng.normal(size=(7, 5, ho, wo))
     columns = 3 * 3 * 3 * ho * (10 if stride == 1 else wo)  # per image (flat layout: padded width)
     results = []
-    for budget in (1 << 40, 3 * columns * 8):  # all 7 images at once; 3 + 3 + 1
+    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, conv_module.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
         monkeypatch.setitem(conv_module.CHUNK_BYTES, "numpy", budget)
+        monkeypatch.setattr(conv_module, "MIN_TASKS", tasks)
         x.grad = w.grad = None
         y = conv2d(x, w, stride=stride, padding=1)
         y.backward(g)
         results.append((y.data, x.grad, w.grad))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def im2col_reference(x, kh, kw, sh, sw, top, left, ho, wo):
+    """Columns (N, Cin*kh*kw, ho*wo) by zero-padding (or cropping) and slicing, in NumPy."""
+    n, c, h, w = x.shape
+    bottom, right = max(0, (ho - 1) * sh + kh - h - top), max(0, (wo - 1) * sw + kw - w - left)
+    big = np.zeros((n, c, h + max(0, top) + bottom, w + max(0, left) + right), x.dtype)
+    big[:, :, max(0, top) : max(0, top) + h, max(0, left) : max(0, left) + w] = x
+    big = big[:, :, max(0, -top) :, max(0, -left) :]  # a negative pad crops
+    cols = np.zeros((n, c, kh, kw, ho, wo), x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            win = big[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+            cols[:, :, i, j, : win.shape[2], : win.shape[3]] = win
+    return cols.reshape(n, c * kh * kw, ho * wo)
+
+
+# (x shape, kh, kw, sh, sw, top, left, ho, wo): "same" stride-1 rows (the shifted-plane path),
+# strided, cropping (negative top/left), outputs reaching past the input, 1-pixel images
+IM2COL_CASES = [
+    ((2, 3, 6, 5), 3, 3, 1, 1, 1, 1, 6, 5),
+    ((2, 2, 4, 7), 5, 5, 1, 1, 2, 2, 4, 7),
+    ((1, 2, 5, 5), 3, 1, 1, 1, 1, 0, 5, 5),
+    ((2, 3, 7, 6), 3, 3, 2, 2, 1, 1, 4, 3),
+    ((2, 2, 8, 9), 3, 2, 2, 1, 0, 0, 3, 8),
+    ((1, 3, 6, 6), 2, 2, 1, 1, -1, -2, 3, 2),
+    ((2, 2, 5, 4), 3, 3, 1, 1, 0, 1, 5, 6),
+    ((1, 1, 1, 1), 3, 3, 1, 1, 1, 1, 1, 1),
+    ((3, 2, 5, 8), 1, 1, 2, 2, 0, 0, 3, 4),
+]
+
+
+@pytest.mark.parametrize("xs, kh, kw, sh, sw, top, left, ho, wo", IM2COL_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_im2col_kernel_matches_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo, dtype):
+    x = rng.normal(size=xs).astype(dtype)
+    ref = im2col_reference(x, kh, kw, sh, sw, top, left, ho, wo)
+    n, k, hw = ref.shape
+    per_image = np.full(n * k * hw, np.nan, dtype)
+    conv_kernels.im2col(x, 0, n, kh, kw, sh, sw, top, left, ho, wo, per_image, k * hw, hw)
+    np.testing.assert_array_equal(per_image.reshape(n, k, hw), ref)
+    chunk = np.full(k * (n - 1) * hw, np.nan, dtype)  # images 1..n-1 as one (K, count*hw) matrix
+    conv_kernels.im2col(x, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, chunk, hw, (n - 1) * hw)
+    np.testing.assert_array_equal(chunk.reshape(k, n - 1, hw), ref[1:].transpose(1, 0, 2))
+
+
+def test_epilogue_kernels(rng):
+    y, res = rng.normal(size=(2, 3, 10)), rng.normal(size=(2, 3, 10))
+    b = rng.normal(size=3)
+    want = y + b[:, None]
+    for relu in (False, True):
+        out = y.copy()
+        conv_kernels.bias_act(out, b, relu)
+        np.testing.assert_array_equal(out, np.maximum(want, 0) if relu else want)
+        out = y.copy()
+        conv_kernels.bias_add_act(out, b, res, relu)
+        np.testing.assert_allclose(out, np.maximum(want + res, 0) if relu else want + res, rtol=1e-15)
+        for r in (None, res):
+            mean = np.empty((2, 3))
+            conv_kernels.bias_act_mean(y, b, y if r is None else r, r is not None, relu, mean)
+            full = want if r is None else want + r
+            np.testing.assert_allclose(mean, (np.maximum(full, 0) if relu else full).mean(axis=2), rtol=1e-13)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding", GEOMETRIES)
+def test_cpu_path_matches_array_path(rng, xs, ws, stride, padding):
+    """The CPU engine's conv (Numba im2col, threads, one GEMM per image) against the
+    array expressions that CuPy runs, on the same NumPy inputs."""
+    stride, padding = _pair(stride), _pair(padding)
+    x, w, b = rng.normal(size=xs), rng.normal(size=ws), rng.normal(size=ws[0])
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    y = conv_module.cpu_forward(x, w, b, stride, padding)
+    np.testing.assert_allclose(y, conv_module._forward(np, x, w, b, stride, pads), rtol=1e-12, atol=1e-12)
+    g = rng.normal(size=y.shape)
+    np.testing.assert_allclose(conv_module.cpu_weight_grad(x, g, w.shape, stride, padding),
+                               conv_module._weight_grad(np, x, g, w.shape, stride, pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv_module.cpu_input_grad(g, w, x.shape, stride, padding),
+                               conv_module._input_grad(np, g, w, x.shape, stride, padding), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_same_bits_with_any_thread_count(rng, stride):
+    """Tasks are fixed by the shapes, not by the threads that run them."""
+    x = Tensor(rng.normal(size=(9, 4, 10, 12)).astype(np.float32), requires_grad=True)
+    w = Tensor(rng.normal(size=(6, 4, 3, 3)).astype(np.float32), requires_grad=True)
+    g = rng.normal(size=(9, 6, 10 // stride, 12 // stride)).astype(np.float32)
+    results, old = [], threads.num_threads()
+    try:
+        for n in (1, 2, 3):
+            threads.set_num_threads(n)
+            x.grad = w.grad = None
+            y = conv2d(x, w, stride=stride, padding=1)
+            y.backward(g)
+            results.append((y.data, x.grad, w.grad))
+    finally:
+        threads.set_num_threads(old)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_conv2d_float32_gradients_stay_float32(rng):
