@@ -41,9 +41,9 @@ import numpy as np
 
 from . import nn
 from .autograd import Tensor, as_tensor
-from .functional.fused import BNState, residual_block
+from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .backend import is_cupy_array
-from .functional.conv import forward_images
+from .functional.channels_last import forward_images, weight_matrix
 from .kernels import conv as conv_kernels
 from .threads import parallel_for
 
@@ -66,10 +66,9 @@ class _Value:
     """An activation of the plan: ``channels`` maps per image (None: as many as the
     input has), or features once ``flat``."""
 
-    def __init__(self, channels, flat=False, alias=None):
+    def __init__(self, channels, flat=False):
         self.id = next(_ids)
         self.channels, self.flat = channels, flat
-        self.alias = alias  # a flattened value reads the buffer of this one
         self.shared = False  # read by more than one step: nothing may fuse into its producer
         self.producer = None
 
@@ -95,7 +94,7 @@ class _Conv(_Step):
         self.bias = self.bias * scale + shift
 
     def finish(self, dtype):
-        self.w2 = np.ascontiguousarray(self.w.reshape(self.w.shape[0], -1).astype(dtype))
+        self.wt = weight_matrix(self.w.astype(dtype))
         self.b = self.bias.astype(dtype)
 
     def out_shape(self, shape, where):
@@ -117,7 +116,7 @@ class _Affine(_Step):
         self.output(src.channels)
 
     def finish(self, dtype):
-        self.s, self.t = self.scale.astype(dtype)[:, None, None], self.shift.astype(dtype)[:, None, None]
+        self.s, self.t = self.scale.astype(dtype), self.shift.astype(dtype)  # along the channels-last axis
 
     def out_shape(self, shape, where):
         if self.scale.size not in (1, shape[0]):
@@ -153,6 +152,20 @@ class _Pool(_Step):
         return shape[:1]
 
 
+class _Flatten(_Step):
+    """(C, H, W) maps -> (C*H*W,) features in NCHW order, as nn.Flatten gives them."""
+
+    def __init__(self, src):
+        self.src = src
+        self.output(None, flat=True)
+
+    def finish(self, dtype):
+        pass
+
+    def out_shape(self, shape, where):
+        return (int(np.prod(shape)),)
+
+
 class _Linear(_Step):
     """``dst = src @ w.T + b`` on features."""
 
@@ -178,11 +191,6 @@ def _array(a):
 
 def _param(p):
     return None if p is None else _array(p.data)
-
-
-def _storage(v):
-    """The value whose buffer holds ``v`` (a flattened value shares its source's)."""
-    return v.alias or v
 
 
 def _bn_affine(bn):
@@ -239,10 +247,7 @@ class _Builder:
         if kind is nn.Identity:
             return v
         if kind is nn.Flatten:
-            if v.flat:
-                return v
-            v.shared = True
-            return _Value(0, flat=True, alias=v)
+            return v if v.flat else self.emit(_Flatten(v), where)
         if kind is nn.Conv2d:
             w = _param(m.weight)
             self.channels(v, w.shape[1], where)
@@ -345,15 +350,13 @@ class FusedNet:
         self._name = type(model).__name__
 
     def shapes(self, shape):
-        """Per-image shape of every value for an input of per-image ``shape``."""
+        """Per-image shape, (C, H, W) or (F,), of every value for an input of per-image ``shape``."""
         known = self._shapes.get(shape)
         if known is None:
             known = {self._input.id: shape}
             for step in self._steps:
                 src = getattr(step, "src", getattr(step, "a", None))
-                known[step.dst.id] = step.out_shape(_lookup(known, src), self._where[step.dst.id])
-            out = self._output
-            known[out.id] = _lookup(known, out)
+                known[step.dst.id] = step.out_shape(known[src.id], self._where[step.dst.id])
             self._shapes[shape] = known
         return known
 
@@ -371,8 +374,8 @@ class FusedNet:
             shapes = self.shapes(x.shape[1:])
             n = x.shape[0]
             out = np.empty((n,) + shapes[self._output.id], self.dtype)
-            if not self._steps:  # only Identity/Flatten layers
-                out[...] = x.reshape(out.shape)
+            if not self._steps:  # only Identity layers
+                out[...] = x
                 return Tensor(out)
             images = max(1, min(TASK_IMAGES, -(-n // MIN_TASKS)))
 
@@ -387,65 +390,67 @@ class FusedNet:
     def _run(self, shapes, x, out, ws):
         """One task: its images through every step; the output value lands in ``out``."""
         count, dtype = x.shape[0], self.dtype
-        arrays = {self._input.id: x}
-        last = _storage(self._output)
 
-        def get(v):
-            return arrays[_storage(v).id].reshape((count,) + _lookup(shapes, v))
+        def buffer(v):
+            shape = shapes[v.id]
+            shape = shape if len(shape) == 1 else shape[1:] + shape[:1]  # (C, H, W) -> (H, W, C)
+            if v is self._output and len(shape) == 1:
+                return out  # features land in the output directly
+            return _scratch(ws, v.id, (count,) + shape, dtype)
 
+        arrays = {self._input.id: buffer(self._input)}
+        conv_kernels.nchw_to_nhwc(x, 0, count, arrays[self._input.id])
         for step in self._steps:
-            dst = step.dst
-            shape = (count,) + shapes[dst.id]
-            target = out.reshape(shape) if dst is last else _scratch(ws, dst.id, shape, dtype)
-            arrays[dst.id] = target
+            target = arrays[step.dst.id] = buffer(step.dst)
             if isinstance(step, _Conv):
-                _conv(step, get(step.src), target, None if step.res is None else get(step.res), ws, dtype)
+                res = None if step.res is None else arrays[step.res.id]
+                _conv(step, arrays[step.src.id], target, res, ws, dtype)
             elif isinstance(step, _Affine):
-                np.multiply(get(step.src), step.s, out=target)
+                np.multiply(arrays[step.src.id], step.s, out=target)
                 target += step.t
                 if step.relu:
                     np.maximum(target, 0, out=target)
             elif isinstance(step, _Add):
-                np.add(get(step.a), get(step.b), out=target)
+                np.add(arrays[step.a.id], arrays[step.b.id], out=target)
                 if step.relu:
                     np.maximum(target, 0, out=target)
             elif isinstance(step, _Pool):
-                src = get(step.src)
-                np.mean(src.reshape(count, src.shape[1], -1), axis=2, out=target)
+                np.mean(arrays[step.src.id], axis=(1, 2), out=target)
+            elif isinstance(step, _Flatten):
+                src = arrays[step.src.id]
+                conv_kernels.nhwc_to_nchw(src, 0, count, target.reshape(count, src.shape[3], *src.shape[1:3]))
             else:  # _Linear
-                np.matmul(get(step.src), step.wt, out=target)
+                np.matmul(arrays[step.src.id], step.wt, out=target)
                 if step.b is not None:
                     target += step.b
+        last = arrays[self._output.id]
+        if last is not out:  # maps: back to NCHW
+            conv_kernels.nhwc_to_nchw(last, 0, count, out)
 
     def __repr__(self):
         return f"FusedNet({self._name}, {len(self._steps)} steps, dtype={self.dtype})"
 
 
-def _lookup(shapes, v):
-    """Per-image shape of ``v``; a flattened value is its source's, flattened."""
-    if v.alias is not None:
-        return (int(np.prod(shapes[v.alias.id])),)
-    return shapes[v.id]
-
-
 def _conv(step, x, target, res, ws, dtype):
-    """One conv step over a task's images; the epilogue runs per cache-sized piece."""
-    count, o = x.shape[0], step.w2.shape[0]
+    """One conv step over a task's NHWC images; the epilogue runs per cache-sized piece."""
+    count, h, w, _ = x.shape
     (kh, kw), (ph, pw) = step.kernel, step.padding
-    ho, wo = (x.shape[2] + 2 * ph - kh) // step.stride[0] + 1, (x.shape[3] + 2 * pw - kw) // step.stride[1] + 1
-    y = _scratch(ws, "pool", (count, o, ho, wo), dtype) if step.pool else target
-    resv = None if res is None else res.reshape(count, o, -1)
+    o = step.wt.shape[1]
+    ho, wo = (h + 2 * ph - kh) // step.stride[0] + 1, (w + 2 * pw - kw) // step.stride[1] + 1
+    y = _scratch(ws, "pool", (count, ho, wo, o), dtype) if step.pool else target
 
     def epilogue(s, m, piece):
-        r = None if resv is None else resv[s : s + m]
+        r = None if res is None else res[s : s + m].reshape(-1, o)
         if step.pool:
-            conv_kernels.bias_act_mean(piece, step.b, piece if r is None else r, r is not None, step.relu, target[s : s + m])
+            p3 = piece.reshape(m, ho * wo, o)
+            r3 = p3 if r is None else r.reshape(m, ho * wo, o)
+            conv_kernels.bias_act_mean_rows(p3, step.b, r3, r is not None, step.relu, target[s : s + m])
         elif r is None:
-            conv_kernels.bias_act(piece, step.b, step.relu)
+            conv_kernels.bias_act_rows(piece, step.b, step.relu)
         else:
-            conv_kernels.bias_add_act(piece, step.b, r, step.relu)
+            conv_kernels.bias_add_act_rows(piece, step.b, r, step.relu)
 
-    forward_images(x, step.w2, step.kernel, step.stride, ph, pw, y, epilogue)
+    forward_images(x, step.wt, step.kernel, step.stride, ph, pw, y, epilogue)
 
 
 def _scratch(ws, name, shape, dtype):
@@ -507,14 +512,22 @@ def forward(model, x):
     >>> net[0].conv1.weight.grad.shape
     (16, 1, 3, 3)
     """
+    x, channels_last = _forward(model, x, False)
+    return ToChannelsFirst.apply(x) if channels_last else x
+
+
+def _forward(model, x, channels_last):
+    """(output, whether it is channels-last): consecutive fused blocks pass NHWC
+    arrays to each other, and convert only where other layers take over."""
     if type(model) is nn.Sequential:
         for layer in model:
-            x = forward(layer, x)
-        return x
+            x, channels_last = _forward(layer, x, channels_last)
+        return x, channels_last
     found = fused_block_state(model)
     if found is None:
-        return model(x)
+        return model(ToChannelsFirst.apply(x) if channels_last else x), False
     kwargs, bns = found
     for bn in bns:
         bn.num_batches_tracked += 1
-    return residual_block(as_tensor(x), **kwargs)
+    x = x if channels_last else ToChannelsLast.apply(as_tensor(x))
+    return residual_block(x, channels_last=True, **kwargs), True

@@ -1,4 +1,5 @@
-"""Serial Numba kernels of the CPU convolution engine: im2col and fused epilogues.
+"""Serial Numba kernels of the CPU convolution engine: channels-last im2col,
+fused epilogues and the NCHW <-> NHWC conversions.
 
 Every kernel is compiled with ``nogil=True`` and no ``prange``: the engine
 runs them on its own threads (:mod:`dctnet.threads`), one chunk of images per
@@ -6,142 +7,126 @@ task, next to single-threaded BLAS, so no second thread pool ever spins
 against the first. The GPU path does not use them: CuPy keeps the array
 expressions of :mod:`dctnet.functional.conv`.
 
-Columns use the order of ``weight.reshape(Cout, Cin*kh*kw)``: row
-``k = (ci*kh + i)*kw + j`` holds kernel tap (i, j) of input channel ci, and
-column ``y*wo + x`` output pixel (y, x), so ``weight2d @ cols`` is one image's
-NCHW output with no transpose.
+Indexing goes through flat arrays and unsigned offsets where it matters:
+Numba then emits no negative-index fix-ups and the copies vectorize
+(measured 5x faster than 4-D indexing with signed indices).
 """
 
 import numpy as np
 from numba import njit, uintp
 
 
-@njit(nogil=True, cache=True)
-def im2col(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, s_img, s_row):
-    """Columns of images ``n0 .. n0+count`` of ``x`` (N, C, H, W) into the flat ``cols``.
+# Rows are output pixels: row ((m*ho + y)*wo + x) of the column matrix holds
+# the patch of pixel (y, x) of image m in the order (i, j, ci), so
+# ``cols @ weight.transpose(2, 3, 1, 0).reshape(-1, Cout)`` is the NHWC output.
 
-    ``cols[m*s_img + k*s_row + y*wo + xo] = x[n0+m, ci, y*sh+i-top, xo*sw+j-left]``,
-    zero where the window leaves the image (zero padding: ``top``/``left``
-    before, and whatever ``ho``/``wo`` imply after). ``s_img``/``s_row`` lay
-    the columns out per image (``K*ho*wo``, ``ho*wo``) or as one matrix over
-    the chunk (``ho*wo``, ``count*ho*wo``).
+
+@njit(nogil=True, cache=True)
+def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols):
+    """Patches of images ``n0 .. n0+count`` of ``x`` (N, H, W, C) as the rows of ``cols``.
+
+    ``cols[((m*ho + y)*wo + xo)*K + (i*kw + j)*C + ci] = x[n0+m, y*sh+i-top, xo*sw+j-left, ci]``
+    with ``K = kh*kw*C``, zero where the window leaves the image. Each kernel
+    row of a patch is one contiguous run of (up to) ``kw*C`` input values.
     """
-    c, h, w = x.shape[1], x.shape[2], x.shape[3]
-    # Flat arrays and unsigned offsets: Numba then emits no negative-index
-    # fix-ups, and the copies vectorize (measured 5x faster than 4-D indexing).
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
     xf = x.reshape(-1)
+    k = kh * kw * c
     zero = x.dtype.type(0)
     for m in range(count):
-        for ci in range(c):
-            plane = ((n0 + m) * c + ci) * h * w
-            for i in range(kh):
-                for j in range(kw):
-                    base = m * s_img + ((ci * kh + i) * kw + j) * s_row
-                    # output columns whose input column xo*sw + j - left is inside [0, w)
-                    lo = min(wo, max(0, -((j - left) // sw)))
-                    hi = max(lo, min(wo, (w - 1 - j + left) // sw + 1))
-                    if sh == 1 and sw == 1 and w == wo:
-                        _shifted_plane(xf, plane, h, w, i - top, j - left, lo, hi, ho, cols, base)
+        img = (n0 + m) * h * w * c
+        for y in range(ho):
+            for xo in range(wo):
+                row = uintp(((m * ho + y) * wo + xo) * k)
+                c0 = xo * sw - left  # input column of tap j = 0
+                jlo = min(kw, max(0, -c0))
+                jhi = max(jlo, min(kw, w - c0))
+                for i in range(kh):
+                    r = y * sh + i - top
+                    d = row + uintp(i * kw * c)
+                    if r < 0 or r >= h:
+                        for t in range(uintp(kw * c)):
+                            cols[d + t] = zero
                         continue
-                    for y in range(ho):
-                        r = y * sh + i - top
-                        o = uintp(base + y * wo)
-                        if r < 0 or r >= h:
-                            for t in range(uintp(wo)):
-                                cols[o + t] = zero
-                            continue
-                        for t in range(uintp(lo)):
-                            cols[o + t] = zero
-                        for t in range(uintp(hi), uintp(wo)):
-                            cols[o + t] = zero
-                        d = o + uintp(lo)
-                        src = uintp(plane + r * w + lo * sw + j - left)
-                        if sw == 1:
-                            for t in range(uintp(hi - lo)):
-                                cols[d + t] = xf[src + t]
-                        else:
-                            for t in range(uintp(hi - lo)):
-                                cols[d + t] = xf[src + t * uintp(sw)]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _shifted_plane(xf, plane, h, w, di, dj, lo, hi, ho, cols, base):
-    """One tap's rows when input and output rows have the same width (stride 1,
-    "same" padding): a single contiguous copy of the shifted plane, then the
-    few columns that the shift wrapped into the neighbouring row set to zero."""
-    zero = xf.dtype.type(0)
-    y0, y1 = min(ho, max(0, -di)), max(0, min(ho, h - di))
-    y1 = max(y0, y1)
-    for t in range(uintp(y0 * w)):
-        cols[uintp(base) + t] = zero
-    for t in range(uintp(y1 * w), uintp(ho * w)):
-        cols[uintp(base) + t] = zero
-    if y1 == y0:
-        return
-    d = base + y0 * w
-    src = plane + (y0 + di) * w + dj
-    n = (y1 - y0) * w
-    t0, t1 = max(0, plane - src), min(n, plane + h * w - src)  # stay inside this plane
-    for t in range(uintp(t0)):
-        cols[uintp(d) + t] = zero
-    for t in range(uintp(t1), uintp(n)):
-        cols[uintp(d) + t] = zero
-    dd, ss = uintp(d + t0), uintp(src + t0)
-    for t in range(uintp(t1 - t0)):
-        cols[dd + t] = xf[ss + t]
-    for y in range(y0, y1):
-        row = uintp(base + y * w)
-        for t in range(uintp(lo)):
-            cols[row + t] = zero
-        for t in range(uintp(hi), uintp(w)):
-            cols[row + t] = zero
+                    for t in range(uintp(jlo * c)):
+                        cols[d + t] = zero
+                    for t in range(uintp(jhi * c), uintp(kw * c)):
+                        cols[d + t] = zero
+                    src = uintp(img + (r * w + c0 + jlo) * c)
+                    dst = d + uintp(jlo * c)
+                    for t in range(uintp((jhi - jlo) * c)):
+                        cols[dst + t] = xf[src + t]
 
 
 @njit(nogil=True, cache=True)
-def bias_act(y, bias, relu):
-    """In place on ``y`` (M, C, P): ``y += bias[c]``, then ``max(y, 0)`` when ``relu``."""
+def bias_act_rows(y, bias, relu):
+    """In place on ``y`` (P, C): ``y += bias``, then ``max(y, 0)`` when ``relu``."""
     zero = y.dtype.type(0)
-    for m in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            b = bias[c]
-            if relu:
-                for p in range(y.shape[2]):
-                    y[m, c, p] = max(y[m, c, p] + b, zero)
-            else:
-                for p in range(y.shape[2]):
-                    y[m, c, p] += b
+    for p in range(y.shape[0]):
+        if relu:
+            for c in range(y.shape[1]):
+                y[p, c] = max(y[p, c] + bias[c], zero)
+        else:
+            for c in range(y.shape[1]):
+                y[p, c] += bias[c]
 
 
 @njit(nogil=True, cache=True)
-def bias_add_act(y, bias, res, relu):
-    """In place on ``y`` (M, C, P): ``y += bias[c] + res``, then ``max(y, 0)`` when ``relu``."""
+def bias_add_act_rows(y, bias, res, relu):
+    """In place on ``y`` (P, C): ``y += bias + res``, then ``max(y, 0)`` when ``relu``."""
     zero = y.dtype.type(0)
-    for m in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            b = bias[c]
-            if relu:
-                for p in range(y.shape[2]):
-                    y[m, c, p] = max(y[m, c, p] + b + res[m, c, p], zero)
-            else:
-                for p in range(y.shape[2]):
-                    y[m, c, p] += b + res[m, c, p]
+    for p in range(y.shape[0]):
+        if relu:
+            for c in range(y.shape[1]):
+                y[p, c] = max(y[p, c] + bias[c] + res[p, c], zero)
+        else:
+            for c in range(y.shape[1]):
+                y[p, c] += bias[c] + res[p, c]
 
 
-@njit(nogil=True, cache=True, fastmath={"reassoc"})  # a vectorized (reassociated) sum
-def bias_act_mean(y, bias, res, has_res, relu, out):
-    """``out[m, c] = mean_p act(y[m, c, p] + bias[c] (+ res[m, c, p]))``: an epilogue
-    that feeds global average pooling without writing the activation back."""
+@njit(nogil=True, cache=True)
+def bias_act_mean_rows(y, bias, res, has_res, relu, out):
+    """``out[m] = mean_p act(y[m, p] + bias (+ res[m, p]))`` over the pixels p of
+    each image (``y`` is (M, P, C)): global average pooling in the epilogue, the
+    activation itself never written. Sums are float64."""
     zero = y.dtype.type(0)
-    inv = 1.0 / y.shape[2]
+    c = y.shape[2]
+    acc = np.empty(c)
     for m in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            b = bias[c]
-            s = 0.0
-            for p in range(y.shape[2]):
-                v = y[m, c, p] + b
+        acc[:] = 0.0
+        for p in range(y.shape[1]):
+            for k in range(c):
+                v = y[m, p, k] + bias[k]
                 if has_res:
-                    v += res[m, c, p]
+                    v += res[m, p, k]
                 if relu:
                     v = max(v, zero)
-                s += v
-            out[m, c] = s * inv
+                acc[k] += v
+        for k in range(c):
+            out[m, k] = acc[k] / y.shape[1]
+
+
+@njit(nogil=True, cache=True)
+def nchw_to_nhwc(x, n0, count, out):
+    """``out[n] = x[n].transpose(1, 2, 0)`` for images ``n0 .. n0+count`` (both 4-D, C-contiguous)."""
+    c = x.shape[1]
+    p = x.shape[2] * x.shape[3]
+    for n in range(n0, n0 + count):
+        src = x[n].reshape(c, p)
+        dst = out[n].reshape(p, c)
+        for i in range(p):
+            for k in range(c):
+                dst[i, k] = src[k, i]
+
+
+@njit(nogil=True, cache=True)
+def nhwc_to_nchw(x, n0, count, out):
+    """``out[n] = x[n].transpose(2, 0, 1)`` for images ``n0 .. n0+count`` (both 4-D, C-contiguous)."""
+    c = x.shape[3]
+    p = x.shape[1] * x.shape[2]
+    for n in range(n0, n0 + count):
+        src = x[n].reshape(p, c)
+        dst = out[n].reshape(c, p)
+        for k in range(c):
+            for i in range(p):
+                dst[k, i] = src[i, k]

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import dctnet.functional.channels_last as channels_last
 import dctnet.functional.conv as conv_module
 from dctnet import Tensor, gradcheck, threads
 from dctnet.functional import conv2d, linear, pad
@@ -81,9 +82,10 @@ def test_conv2d_chunks_agree(rng, monkeypatch, stride):
     g = rng.normal(size=(7, 5, ho, wo))
     columns = 3 * 3 * 3 * ho * (10 if stride == 1 else wo)  # per image (flat layout: padded width)
     results = []
-    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, conv_module.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
-        monkeypatch.setitem(conv_module.CHUNK_BYTES, "numpy", budget)
-        monkeypatch.setattr(conv_module, "MIN_TASKS", tasks)
+    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, channels_last.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
+        monkeypatch.setitem(conv_module.CHUNK_BYTES, "numpy", budget)  # the array path
+        monkeypatch.setattr(channels_last, "CHUNK_BYTES", budget)  # the CPU engine's pieces and tasks
+        monkeypatch.setattr(channels_last, "MIN_TASKS", tasks)
         x.grad = w.grad = None
         y = conv2d(x, w, stride=stride, padding=1)
         y.backward(g)
@@ -125,49 +127,64 @@ IM2COL_CASES = [
 @pytest.mark.parametrize("xs, kh, kw, sh, sw, top, left, ho, wo", IM2COL_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_im2col_kernel_matches_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo, dtype):
+    """Channels-last patches: row = output pixel, columns in the order (i, j, ci)."""
     x = rng.normal(size=xs).astype(dtype)
     ref = im2col_reference(x, kh, kw, sh, sw, top, left, ho, wo)
-    n, k, hw = ref.shape
-    per_image = np.full(n * k * hw, np.nan, dtype)
-    conv_kernels.im2col(x, 0, n, kh, kw, sh, sw, top, left, ho, wo, per_image, k * hw, hw)
-    np.testing.assert_array_equal(per_image.reshape(n, k, hw), ref)
-    chunk = np.full(k * (n - 1) * hw, np.nan, dtype)  # images 1..n-1 as one (K, count*hw) matrix
-    conv_kernels.im2col(x, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, chunk, hw, (n - 1) * hw)
-    np.testing.assert_array_equal(chunk.reshape(k, n - 1, hw), ref[1:].transpose(1, 0, 2))
+    n, c = xs[:2]
+    rows = ref.reshape(n, c, kh, kw, ho * wo).transpose(0, 4, 2, 3, 1).reshape(n, ho * wo, kh * kw * c)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    cols = np.full(rows[1:].size, np.nan, dtype)  # images 1 .. n-1
+    conv_kernels.im2col_rows(xh, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols)
+    np.testing.assert_array_equal(cols.reshape(rows[1:].shape), rows[1:])
+
+
+def test_layout_kernels(rng):
+    x = rng.normal(size=(3, 5, 4, 6))
+    h = np.empty((3, 4, 6, 5))
+    conv_kernels.nchw_to_nhwc(x, 1, 2, h)
+    np.testing.assert_array_equal(h[1:], x[1:].transpose(0, 2, 3, 1))
+    back = np.zeros_like(x)
+    conv_kernels.nhwc_to_nchw(h, 1, 2, back)
+    np.testing.assert_array_equal(back[1:], x[1:])
+    np.testing.assert_array_equal(channels_last.to_nchw(channels_last.to_nhwc(x)), x)
 
 
 def test_epilogue_kernels(rng):
-    y, res = rng.normal(size=(2, 3, 10)), rng.normal(size=(2, 3, 10))
+    y, res = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
     b = rng.normal(size=3)
-    want = y + b[:, None]
+    want = y + b
     for relu in (False, True):
         out = y.copy()
-        conv_kernels.bias_act(out, b, relu)
+        conv_kernels.bias_act_rows(out, b, relu)
         np.testing.assert_array_equal(out, np.maximum(want, 0) if relu else want)
         out = y.copy()
-        conv_kernels.bias_add_act(out, b, res, relu)
+        conv_kernels.bias_add_act_rows(out, b, res, relu)
         np.testing.assert_allclose(out, np.maximum(want + res, 0) if relu else want + res, rtol=1e-15)
         for r in (None, res):
             mean = np.empty((2, 3))
-            conv_kernels.bias_act_mean(y, b, y if r is None else r, r is not None, relu, mean)
-            full = want if r is None else want + r
-            np.testing.assert_allclose(mean, (np.maximum(full, 0) if relu else full).mean(axis=2), rtol=1e-13)
+            y3 = y.reshape(2, 5, 3)
+            conv_kernels.bias_act_mean_rows(y3, b, y3 if r is None else r.reshape(2, 5, 3), r is not None, relu, mean)
+            full = (want if r is None else want + r).reshape(2, 5, 3)
+            np.testing.assert_allclose(mean, (np.maximum(full, 0) if relu else full).mean(axis=1), rtol=1e-13)
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding", GEOMETRIES)
 def test_cpu_path_matches_array_path(rng, xs, ws, stride, padding):
-    """The CPU engine's conv (Numba im2col, threads, one GEMM per image) against the
-    array expressions that CuPy runs, on the same NumPy inputs."""
+    """The CPU engine's conv (channels last, Numba im2col, threads, single-threaded
+    GEMMs) against the array expressions that CuPy runs, on the same NumPy inputs."""
     stride, padding = _pair(stride), _pair(padding)
     x, w, b = rng.normal(size=xs), rng.normal(size=ws), rng.normal(size=ws[0])
     pads = (padding[0], padding[0], padding[1], padding[1])
-    y = conv_module.cpu_forward(x, w, b, stride, padding)
+    xh = channels_last.to_nhwc(x)
+    y = channels_last.to_nchw(channels_last.conv_forward(xh, w, b, stride, padding))
     np.testing.assert_allclose(y, conv_module._forward(np, x, w, b, stride, pads), rtol=1e-12, atol=1e-12)
     g = rng.normal(size=y.shape)
-    np.testing.assert_allclose(conv_module.cpu_weight_grad(x, g, w.shape, stride, padding),
+    gh = channels_last.to_nhwc(g)
+    np.testing.assert_allclose(channels_last.conv_weight_grad(xh, gh, w.shape, stride, padding),
                                conv_module._weight_grad(np, x, g, w.shape, stride, pads), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(conv_module.cpu_input_grad(g, w, x.shape, stride, padding),
-                               conv_module._input_grad(np, g, w, x.shape, stride, padding), rtol=1e-12, atol=1e-12)
+    gx = channels_last.conv_input_grad(gh, w, xh.shape, stride, padding)
+    np.testing.assert_allclose(channels_last.to_nchw(gx), conv_module._input_grad(np, g, w, x.shape, stride, padding),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -120,32 +120,34 @@ def test_residual_block_rejects_bad_arguments(kwargs, match):
 
 
 def test_kernels_against_numpy(rng):
-    y, g, r = (rng.normal(size=(3, 4, 11)) for _ in range(3))
-    out = np.maximum(rng.normal(size=(3, 4, 11)), 0)
+    """Channels-last (pixels, channels) arrays; per-channel vectors along the last axis."""
+    y, g, r = (rng.normal(size=(33, 4)) for _ in range(3))
+    out = np.maximum(rng.normal(size=(33, 4)), 0)
     a, b, ar, br, c0 = (rng.normal(size=4) for _ in range(5))
-    per = (slice(None), None)  # per-channel vector against (n, C, P)
 
     sums = np.zeros((2, 4))
     fk.moments(y, sums)
-    np.testing.assert_allclose(sums, [y.sum(axis=(0, 2)), (y * y).sum(axis=(0, 2))], rtol=1e-13)
+    np.testing.assert_allclose(sums, [y.sum(axis=0), (y * y).sum(axis=0)], rtol=1e-13)
+    fk.moments(y.astype(np.float32), sums)  # float32 values, float64 sums: accumulates
+    np.testing.assert_allclose(sums, 2 * np.array([y.sum(axis=0), (y * y).sum(axis=0)]), rtol=1e-6)
 
     res = np.empty_like(y)
     fk.affine_relu(y, a, b, res)
-    np.testing.assert_allclose(res, np.maximum(a[per] * y + b[per], 0), rtol=1e-15)
+    np.testing.assert_allclose(res, np.maximum(a * y + b, 0), rtol=1e-15)
     fk.affine2_relu(y, a, b, r, ar, br, res)
-    np.testing.assert_allclose(res, np.maximum(a[per] * y + b[per] + ar[per] * r + br[per], 0), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(res, np.maximum(a * y + b + ar * r + br, 0), rtol=1e-13, atol=1e-15)
 
     gm, sums = np.empty_like(g), np.zeros((3, 4))
     fk.masked_moments(g, out, y, r, True, gm, sums)
     want = g * (out > 0)
     np.testing.assert_array_equal(gm, want)
-    np.testing.assert_allclose(sums, [want.sum(axis=(0, 2)), (want * y).sum(axis=(0, 2)), (want * r).sum(axis=(0, 2))],
+    np.testing.assert_allclose(sums, [want.sum(axis=0), (want * y).sum(axis=0), (want * r).sum(axis=0)],
                                rtol=1e-13, atol=1e-14)
 
     fk.affine_grad(g, y, a, b, c0, res)
-    np.testing.assert_allclose(res, a[per] * g + b[per] * y + c0[per], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(res, a * g + b * y + c0, rtol=1e-13, atol=1e-15)
 
     gh, sums = g.copy(), np.zeros((2, 4))
     fk.relu_grad_moments(gh, out, y, sums)
     np.testing.assert_array_equal(gh, g * (out > 0))
-    np.testing.assert_allclose(sums, [gh.sum(axis=(0, 2)), (gh * y).sum(axis=(0, 2))], rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(sums, [gh.sum(axis=0), (gh * y).sum(axis=0)], rtol=1e-13, atol=1e-14)

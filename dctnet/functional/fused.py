@@ -51,7 +51,10 @@ from ..kernels import fused as fk
 from ..threads import parallel_for, scratch
 from ._utils import check_float, shape_of
 from .activation import relu
-from .conv import InputGradPlan, chunking, conv2d, forward_images, weight_grad_images
+from .channels_last import (
+    InputGrad, chunking, forward_images, to_nchw, to_nhwc, weight_from_matrix, weight_grad_images, weight_matrix,
+)
+from .conv import conv2d
 from .norm import batch_norm
 
 __all__ = ["BNState", "residual_block"]
@@ -115,24 +118,22 @@ def _bn_backward(s_g, s_gy, m, a, mu, inv, dtype):
 
 
 class ResidualBlockOp(Function):
-    """Forward and backward of :func:`residual_block` on NumPy arrays."""
+    """Forward and backward of :func:`residual_block` on channels-last (NHWC) NumPy arrays."""
 
     def forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, buffers=(), stride=1):
         (rm1, rv1, mo1, e1), (rm2, rv2, mo2, e2), bsc = buffers[0], buffers[1], buffers[2:]
-        x, w1, w2 = (np.ascontiguousarray(a) for a in (x, w1, w2))
-        ws = None if ws is None else np.ascontiguousarray(ws)
-        n, cin, h, w = x.shape
+        x = np.ascontiguousarray(x)
+        n, h, w, cin = x.shape
         c = w1.shape[0]
         ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1  # 3x3, padding 1
-        hw, dtype = ho * wo, x.dtype
-        m = n * hw
+        dtype, m = x.dtype, n * ho * wo
         proj = ws is not None
-        chunk, tasks = chunking(n, 9 * max(cin, c) * hw * x.itemsize)
-        w1m, w2m = w1.reshape(c, -1), w2.reshape(c, -1)
-        wsm = ws.reshape(c, -1) if proj else None
-        y1, h1, y2 = (np.empty((n, c, ho, wo), dtype) for _ in range(3))
-        ys = np.empty((n, c, ho, wo), dtype) if proj else None
-        out = np.empty((n, c, ho, wo), dtype)
+        # a task's share of the arrays one sweep touches stays within CHUNK_BYTES
+        chunk, tasks = chunking(n, (cin * h * w + 2 * c * ho * wo) * x.itemsize)
+        wt1, wt2 = weight_matrix(w1), weight_matrix(w2)
+        wts = weight_matrix(ws) if proj else None
+        y1, h1, y2, out = (np.empty((n, ho, wo, c), dtype) for _ in range(4))
+        ys = np.empty((n, ho, wo, c), dtype) if proj else None
         sums1, sums2, sumss = (np.zeros((tasks, 2, c)) for _ in range(3))
         st = (stride, stride)
 
@@ -141,65 +142,58 @@ class ResidualBlockOp(Function):
 
         def conv1(worker, t):
             p = parts(t)
-            forward_images(x[p], w1m, (3, 3), st, 1, 1, y1[p], lambda s, k, y: fk.moments(y, sums1[t]))
+            forward_images(x[p], wt1, (3, 3), st, 1, 1, y1[p], lambda s, k, y: fk.moments(y, sums1[t]))
             if proj:
-                forward_images(x[p], wsm, (1, 1), st, 0, 0, ys[p], lambda s, k, y: fk.moments(y, sumss[t]))
+                forward_images(x[p], wts, (1, 1), st, 0, 0, ys[p], lambda s, k, y: fk.moments(y, sumss[t]))
 
         parallel_for(conv1, tasks)
         a1, c1, mu1, inv1 = _train_stats(_sum_tasks(sums1), m, g1, b1, rm1, rv1, mo1, e1, dtype)
         if proj:
-            (rms, rvs, mos, es) = bsc[0]
+            rms, rvs, mos, es = bsc[0]
             a_s, c_s, mus, invs = _train_stats(_sum_tasks(sumss), m, gs, bs, rms, rvs, mos, es, dtype)
         else:
             a_s, c_s = np.ones(c, dtype), np.zeros(c, dtype)
 
         def conv2(worker, t):
             p = parts(t)
-            k = y1[p].shape[0]
-            fk.affine_relu(y1[p].reshape(k, c, hw), a1, c1, h1[p].reshape(k, c, hw))
-            forward_images(h1[p], w2m, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k_, y: fk.moments(y, sums2[t]))
+            fk.affine_relu(_rows(y1, p), a1, c1, _rows(h1, p))
+            forward_images(h1[p], wt2, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k, y: fk.moments(y, sums2[t]))
 
         parallel_for(conv2, tasks)
         a2, c2, mu2, inv2 = _train_stats(_sum_tasks(sums2), m, g2, b2, rm2, rv2, mo2, e2, dtype)
 
         def finish(worker, t):
             p = parts(t)
-            k = y2[p].shape[0]
-            r = (ys if proj else x)[p].reshape(k, c, hw)
-            fk.affine2_relu(y2[p].reshape(k, c, hw), a2, c2, r, a_s, c_s, out[p].reshape(k, c, hw))
+            fk.affine2_relu(_rows(y2, p), a2, c2, _rows(ys if proj else x, p), a_s, c_s, _rows(out, p))
 
         parallel_for(finish, tasks)
         ctx.save_for_backward(x, w1, w2, ws, y1, h1, y2, ys, out)
         ctx.stats = (a1, mu1, inv1), (a2, mu2, inv2), ((a_s, mus, invs) if proj else None)
-        ctx.shape, ctx.stride, ctx.chunking = (n, cin, c, ho, wo), stride, (chunk, tasks)
+        ctx.stride, ctx.chunking = stride, (chunk, tasks)
         return out
 
     def backward(ctx, g):
         x, w1, w2, ws, y1, h1, y2, ys, out = ctx.saved
         (a1, mu1, inv1), (a2, mu2, inv2), sc = ctx.stats
-        n, cin, c, ho, wo = ctx.shape
         stride, (chunk, tasks) = ctx.stride, ctx.chunking
         need = ctx.needs_input_grad
         proj, want_x = ws is not None, need[0]
-        hw, m, dtype = ho * wo, n * ho * wo, g.dtype
+        n, ho, wo, c = out.shape
+        cin, m, dtype = x.shape[3], n * ho * wo, g.dtype
         st = (stride, stride)
         g = np.ascontiguousarray(g)
 
         def parts(t):
             return slice(t * chunk, (t + 1) * chunk)
 
-        def view(a, p):
-            b = a[p]
-            return b.reshape(b.shape[0], b.shape[1], -1)
-
-        # 1. ReLU2's mask and the moments of BN2 (and the shortcut's BN)
+        # 1. ReLU2's mask and the moments of BN2 (and of the shortcut's BN)
         gm = np.empty_like(g)
         sums = np.zeros((tasks, 3, c))
 
         def mask(worker, t):
             p = parts(t)
-            r = view(ys, p) if proj else view(g, p)
-            fk.masked_moments(view(g, p), view(out, p), view(y2, p), r, proj, view(gm, p), sums[t])
+            r = _rows(ys if proj else g, p)
+            fk.masked_moments(_rows(g, p), _rows(out, p), _rows(y2, p), r, proj, _rows(gm, p), sums[t])
 
         parallel_for(mask, tasks)
         s = _sum_tasks(sums)
@@ -214,19 +208,18 @@ class ResidualBlockOp(Function):
         pw2 = np.empty((tasks, 9 * c, c), dtype)
         pws = np.empty((tasks, cin, c), dtype) if proj else None
         sums1 = np.zeros((tasks, 2, c))
-        plan2 = InputGradPlan(w2, h1.shape, y2.shape, (1, 1), (1, 1))
-        plans = InputGradPlan(ws, x.shape, y2.shape, st, (0, 0)) if proj and want_x else None
+        plan2 = InputGrad(w2, h1.shape, y2.shape, (1, 1), (1, 1))
+        plans = InputGrad(ws, x.shape, y2.shape, st, (0, 0)) if proj and want_x else None
 
         def conv2_grads(worker, t):
             p = parts(t)
-            k = gm[p].shape[0]
-            gy = scratch("fused.gy", (k, c, ho, wo), dtype)
-            fk.affine_grad(view(gm, p), view(y2, p), *coef2, gy.reshape(k, c, hw))
+            gy = scratch("fused.gy", gm[p].shape, dtype)
+            fk.affine_grad(_rows(gm, p), _rows(y2, p), *coef2, gy.reshape(-1, c))
             weight_grad_images(h1[p], gy, (3, 3), (1, 1), 1, 1, pw2[t])
             plan2.images(gy, gh[p])
-            fk.relu_grad_moments(view(gh, p), view(h1, p), view(y1, p), sums1[t])
+            fk.relu_grad_moments(_rows(gh, p), _rows(h1, p), _rows(y1, p), sums1[t])
             if proj:
-                fk.affine_grad(view(gm, p), view(ys, p), *coefs, gy.reshape(k, c, hw))
+                fk.affine_grad(_rows(gm, p), _rows(ys, p), *coefs, gy.reshape(-1, c))
                 weight_grad_images(x[p], gy, (1, 1), st, 0, 0, pws[t])
                 if want_x:
                     plans.images(gy, gx[p])
@@ -239,13 +232,12 @@ class ResidualBlockOp(Function):
 
         # 3. conv1's gradients
         pw1 = np.empty((tasks, 9 * cin, c), dtype)
-        plan1 = InputGradPlan(w1, x.shape, y1.shape, st, (1, 1)) if want_x else None
+        plan1 = InputGrad(w1, x.shape, y1.shape, st, (1, 1)) if want_x else None
 
         def conv1_grads(worker, t):
             p = parts(t)
-            k = gh[p].shape[0]
-            gy = scratch("fused.gy", (k, c, ho, wo), dtype)
-            fk.affine_grad(view(gh, p), view(y1, p), *coef1, gy.reshape(k, c, hw))
+            gy = scratch("fused.gy", gh[p].shape, dtype)
+            fk.affine_grad(_rows(gh, p), _rows(y1, p), *coef1, gy.reshape(-1, c))
             weight_grad_images(x[p], gy, (3, 3), st, 1, 1, pw1[t])
             if want_x:
                 part = scratch("fused.gx", x[p].shape, dtype)
@@ -253,16 +245,38 @@ class ResidualBlockOp(Function):
                 gx[p] += part
 
         parallel_for(conv1_grads, tasks)
-
-        def weight(partial, shape):
-            return np.ascontiguousarray(_sum_tasks(partial).T).reshape(shape)
-
-        grads = [gx, weight(pw1, w1.shape), dg1, db1, weight(pw2, w2.shape), dg2, db2]
+        grads = [gx, weight_from_matrix(_sum_tasks(pw1), w1.shape), dg1, db1,
+                 weight_from_matrix(_sum_tasks(pw2), w2.shape), dg2, db2]
         if proj:
-            grads += [weight(pws, ws.shape), dgs, dbs]
+            grads += [weight_from_matrix(_sum_tasks(pws), ws.shape), dgs, dbs]
         else:
             grads += [None, None, None]
         return tuple(gr if nd else None for gr, nd in zip(grads, need))
+
+
+def _rows(a, part):
+    """Images ``part`` of the NHWC array ``a`` as (pixels, channels)."""
+    return a[part].reshape(-1, a.shape[3])
+
+
+class ToChannelsLast(Function):
+    """(N, C, H, W) -> (N, H, W, C), differentiable (the gradient is transposed back)."""
+
+    def forward(ctx, x):
+        return to_nhwc(x)
+
+    def backward(ctx, g):
+        return (to_nchw(g),)
+
+
+class ToChannelsFirst(Function):
+    """(N, H, W, C) -> (N, C, H, W), differentiable."""
+
+    def forward(ctx, x):
+        return to_nchw(x)
+
+    def backward(ctx, g):
+        return (to_nhwc(g),)
 
 
 def _unfused(x, w1, bn1, w2, bn2, stride, shortcut):
@@ -277,7 +291,7 @@ def _unfused(x, w1, bn1, w2, bn2, stride, shortcut):
     return relu(y + r)
 
 
-def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None):
+def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None, channels_last=False):
     """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` in training mode.
 
     ``x`` is (N, Cin, H, W); ``w1`` (C, Cin, 3, 3) and ``w2`` (C, C, 3, 3)
@@ -286,9 +300,13 @@ def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None):
     None (identity: needs Cin == C and stride 1) or ``(ws, bn_s)`` with ``ws``
     (C, Cin, 1, 1) at ``stride``. Batch statistics normalize; running
     statistics are updated in place. Differentiable w.r.t. ``x``, the three
-    conv weights and the BN weights and biases.
+    conv weights and the BN weights and biases. ``channels_last=True`` takes
+    and returns (N, H, W, C) NumPy arrays, the engine's own layout, so that
+    consecutive blocks skip the conversions (see :class:`ToChannelsLast`).
     """
     xs, s1, s2 = shape_of(x), shape_of(w1), shape_of(w2)
+    if channels_last and len(xs) == 4:
+        xs = (xs[0], xs[3], xs[1], xs[2])
     if len(xs) != 4:
         raise ValueError(f"residual_block expects x of shape (N, Cin, H, W), found shape {xs}")
     c = s1[0] if len(s1) == 4 else None
@@ -316,9 +334,13 @@ def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None):
     if xs[0] * ((xs[2] - 1) // stride + 1) * ((xs[3] - 1) // stride + 1) <= 1:
         raise ValueError(f"residual_block in training mode needs more than one value per channel, found x of shape {xs}")
     if get_array_module(x, w1, w2, ws) is not np:
+        if channels_last:
+            raise ValueError("channels_last=True is a CPU engine layout; CuPy arrays are (N, C, H, W)")
         return _unfused(x, w1, bn1, w2, bn2, stride, shortcut)
     buffers = tuple((s.running_mean, s.running_var, s.momentum, s.eps) for s in bns)
     sc = (None, None, None) if shortcut is None else (ws, shortcut[1].weight, shortcut[1].bias)
-    return ResidualBlockOp.apply(
-        x, w1, bn1.weight, bn1.bias, w2, bn2.weight, bn2.bias, *sc, buffers=buffers, stride=int(stride)
+    y = ResidualBlockOp.apply(
+        x if channels_last else ToChannelsLast.apply(x), w1, bn1.weight, bn1.bias, w2, bn2.weight, bn2.bias, *sc,
+        buffers=buffers, stride=int(stride),
     )
+    return y if channels_last else ToChannelsFirst.apply(y)
