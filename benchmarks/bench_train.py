@@ -1,6 +1,6 @@
 """paper_resnet on 3x32x32 float32 input: inference and SGD training-step throughput, dctnet vs PyTorch (CPU).
 
-    python benchmarks/bench_train.py [--rounds 3] [--seconds 3] [--threads N]
+    python benchmarks/bench_train.py [--rounds 3] [--seconds 3] [--threads N] [--wait-idle 0.5]
 
 Each framework is measured as users run it: in its own fresh process (two
 thread pools in one process slow each other down), one process per framework
@@ -19,7 +19,8 @@ The GEMM limit is measured in the same run: sgemm GFLOP/s (2048^3, NumPy,
 the weight and input gradients for a step, no input gradient for the first
 layer). "% limit" is the fraction of that rate reached. The load of the
 machine is read before every measurement and printed (others' work on a
-shared machine slows both sides). PyTorch (an optional benchmark
+shared machine slows both sides; ``--wait-idle`` waits for a quieter moment
+before each process). PyTorch (an optional benchmark
 dependency) is measured when it is installed, with the same weights (a
 separate process first checks that both compute the same logits).
 """
@@ -265,7 +266,19 @@ def run_worker(args):
     return {"check": check_worker, "gemm": gemm_worker}[args.worker]()
 
 
+def wait_idle(args):
+    """With --wait-idle B: poll until fewer than B cores are busy (others' work), at most --wait-max seconds."""
+    if args.wait_idle is None:
+        return
+    end = time.monotonic() + args.wait_max
+    while time.monotonic() < end:
+        busy = busy_cores(1.0)
+        if busy is None or busy < args.wait_idle:
+            return
+
+
 def spawn(worker, kinds, args):
+    wait_idle(args)
     cmd = [sys.executable, __file__, "--worker", worker, "--kinds", ",".join(kinds), "--seconds", str(args.seconds)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -283,6 +296,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row and process")
     parser.add_argument("--threads", type=int, default=None, help="threads for both frameworks (default: their own)")
+    parser.add_argument("--wait-idle", type=float, default=None, metavar="B",
+                        help="before each process, wait until fewer than B cores are busy (a shared machine)")
+    parser.add_argument("--wait-max", type=float, default=120.0, help="seconds to wait for --wait-idle at most")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--kinds", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

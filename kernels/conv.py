@@ -106,17 +106,27 @@ def bias_act_mean_rows(y, bias, res, has_res, relu, out):
             out[m, k] = acc[k] / y.shape[1]
 
 
+# Layout conversions go tile by tile (TILE pixels x TILE channels), so that
+# the strided side of the copy stays in L1, with flat unsigned offsets
+# (measured 2x faster than 2-D indexing of per-image views).
+TILE = 8
+
+
 @njit(nogil=True, cache=True)
 def nchw_to_nhwc(x, n0, count, out):
     """``out[n] = x[n].transpose(1, 2, 0)`` for images ``n0 .. n0+count`` (both 4-D, C-contiguous)."""
     c = x.shape[1]
     p = x.shape[2] * x.shape[3]
-    for n in range(n0, n0 + count):
-        src = x[n].reshape(c, p)
-        dst = out[n].reshape(p, c)
-        for i in range(p):
-            for k in range(c):
-                dst[i, k] = src[k, i]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for m in range(n0, n0 + count):
+        base = uintp(m * c * p)
+        for k0 in range(0, c, TILE):
+            for i0 in range(0, p, TILE):
+                for k in range(k0, min(k0 + TILE, c)):
+                    src = base + uintp(k * p + i0)
+                    dst = base + uintp(i0 * c + k)
+                    for t in range(uintp(min(TILE, p - i0))):
+                        of[dst + t * uintp(c)] = xf[src + t]
 
 
 @njit(nogil=True, cache=True)
@@ -124,9 +134,13 @@ def nhwc_to_nchw(x, n0, count, out):
     """``out[n] = x[n].transpose(2, 0, 1)`` for images ``n0 .. n0+count`` (both 4-D, C-contiguous)."""
     c = x.shape[3]
     p = x.shape[1] * x.shape[2]
-    for n in range(n0, n0 + count):
-        src = x[n].reshape(p, c)
-        dst = out[n].reshape(c, p)
-        for k in range(c):
-            for i in range(p):
-                dst[k, i] = src[i, k]
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for m in range(n0, n0 + count):
+        base = uintp(m * c * p)
+        for k0 in range(0, c, TILE):
+            for i0 in range(0, p, TILE):
+                for k in range(k0, min(k0 + TILE, c)):
+                    src = base + uintp(i0 * c + k)
+                    dst = base + uintp(k * p + i0)
+                    for t in range(uintp(min(TILE, p - i0))):
+                        of[dst + t] = xf[src + t * uintp(c)]
