@@ -44,6 +44,7 @@ from .autograd import Tensor, as_tensor
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .backend import is_cupy_array
 from .functional.channels_last import forward_images, weight_matrix
+from .functional.conv import MIN_TASKS
 from .kernels import conv as conv_kernels
 from .threads import parallel_for
 
@@ -54,10 +55,10 @@ __all__ = ["fuse", "FusedNet", "SUPPORTED", "forward", "fused_block_state"]
 SUPPORTED = ("Sequential", "ResidualBlock", "Conv2d", "BatchNorm2d", "ReLU", "Identity", "Normalize",
              "GlobalAvgPool", "Flatten", "Linear")
 
-# Images per task: enough to amortize the per-layer Python calls, few enough
-# that one task's activations stay in a core's cache.
+# Images per task (and at least conv.MIN_TASKS tasks): enough to amortize the
+# per-layer Python calls, few enough that one task's activations stay in a
+# core's cache.
 TASK_IMAGES = 8
-MIN_TASKS = 4  # ... and at least this many tasks when the batch allows (every thread gets work)
 
 _ids = itertools.count()
 

@@ -82,10 +82,10 @@ def test_conv2d_chunks_agree(rng, monkeypatch, stride):
     g = rng.normal(size=(7, 5, ho, wo))
     columns = 3 * 3 * 3 * ho * (10 if stride == 1 else wo)  # per image (flat layout: padded width)
     results = []
-    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, channels_last.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
+    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, conv_module.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
         monkeypatch.setitem(conv_module.CHUNK_BYTES, "numpy", budget)  # the array path
-        monkeypatch.setattr(channels_last, "CHUNK_BYTES", budget)  # the CPU engine's pieces and tasks
-        monkeypatch.setattr(channels_last, "MIN_TASKS", tasks)
+        monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", budget)  # the CPU path's pieces and tasks
+        monkeypatch.setattr(conv_module, "MIN_TASKS", tasks)
         x.grad = w.grad = None
         y = conv2d(x, w, stride=stride, padding=1)
         y.backward(g)
@@ -126,15 +126,21 @@ IM2COL_CASES = [
 
 @pytest.mark.parametrize("xs, kh, kw, sh, sw, top, left, ho, wo", IM2COL_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_im2col_kernel_matches_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo, dtype):
-    """Channels-last patches: row = output pixel, columns in the order (i, j, ci)."""
+def test_im2col_kernels_match_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo, dtype):
     x = rng.normal(size=xs).astype(dtype)
     ref = im2col_reference(x, kh, kw, sh, sw, top, left, ho, wo)
-    n, c = xs[:2]
-    rows = ref.reshape(n, c, kh, kw, ho * wo).transpose(0, 4, 2, 3, 1).reshape(n, ho * wo, kh * kw * c)
-    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    cols = np.full(rows[1:].size, np.nan, dtype)  # images 1 .. n-1
-    conv_kernels.im2col_rows(xh, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols)
+    n, k, hw = ref.shape
+    per_image = np.full(n * k * hw, np.nan, dtype)  # NCHW columns, one (K, ho*wo) block per image
+    conv_kernels.im2col(x, 0, n, kh, kw, sh, sw, top, left, ho, wo, per_image, k * hw, hw)
+    np.testing.assert_array_equal(per_image.reshape(n, k, hw), ref)
+    chunk = np.full(k * (n - 1) * hw, np.nan, dtype)  # images 1..n-1 as one (K, count*hw) matrix
+    conv_kernels.im2col(x, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, chunk, hw, (n - 1) * hw)
+    np.testing.assert_array_equal(chunk.reshape(k, n - 1, hw), ref[1:].transpose(1, 0, 2))
+    # channels last: row = output pixel, columns in the order (i, j, ci)
+    c = xs[1]
+    rows = ref.reshape(n, c, kh, kw, hw).transpose(0, 4, 2, 3, 1).reshape(n, hw, kh * kw * c)
+    cols = np.full(rows[1:].size, np.nan, dtype)
+    conv_kernels.im2col_rows(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols)
     np.testing.assert_array_equal(cols.reshape(rows[1:].shape), rows[1:])
 
 
@@ -150,6 +156,13 @@ def test_layout_kernels(rng):
 
 
 def test_epilogue_kernels(rng):
+    y4 = rng.normal(size=(2, 3, 10))
+    b = rng.normal(size=3)
+    for relu in (False, True):
+        out = y4.copy()
+        conv_kernels.bias_act(out, b, relu)
+        want = y4 + b[:, None]
+        np.testing.assert_array_equal(out, np.maximum(want, 0) if relu else want)
     y, res = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
     b = rng.normal(size=3)
     want = y + b
@@ -169,22 +182,30 @@ def test_epilogue_kernels(rng):
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding", GEOMETRIES)
-def test_cpu_path_matches_array_path(rng, xs, ws, stride, padding):
-    """The CPU engine's conv (channels last, Numba im2col, threads, single-threaded
-    GEMMs) against the array expressions that CuPy runs, on the same NumPy inputs."""
+def test_cpu_paths_match_array_path(rng, xs, ws, stride, padding):
+    """The CPU engine's conv, NCHW (conv2d's) and channels-last (the fused engine's),
+    against the array expressions that CuPy runs, on the same NumPy inputs."""
     stride, padding = _pair(stride), _pair(padding)
     x, w, b = rng.normal(size=xs), rng.normal(size=ws), rng.normal(size=ws[0])
     pads = (padding[0], padding[0], padding[1], padding[1])
-    xh = channels_last.to_nhwc(x)
-    y = channels_last.to_nchw(channels_last.conv_forward(xh, w, b, stride, padding))
-    np.testing.assert_allclose(y, conv_module._forward(np, x, w, b, stride, pads), rtol=1e-12, atol=1e-12)
-    g = rng.normal(size=y.shape)
-    gh = channels_last.to_nhwc(g)
-    np.testing.assert_allclose(channels_last.conv_weight_grad(xh, gh, w.shape, stride, padding),
-                               conv_module._weight_grad(np, x, g, w.shape, stride, pads), rtol=1e-12, atol=1e-12)
-    gx = channels_last.conv_input_grad(gh, w, xh.shape, stride, padding)
-    np.testing.assert_allclose(channels_last.to_nchw(gx), conv_module._input_grad(np, g, w, x.shape, stride, padding),
-                               rtol=1e-12, atol=1e-12)
+    ref = conv_module._forward(np, x, w, b, stride, pads)
+    np.testing.assert_allclose(conv_module.cpu_forward(x, w, b, stride, padding), ref, rtol=1e-12, atol=1e-12)
+    g = rng.normal(size=ref.shape)
+    ref_gw = conv_module._weight_grad(np, x, g, w.shape, stride, pads)
+    ref_gx = conv_module._input_grad(np, g, w, x.shape, stride, padding)
+    np.testing.assert_allclose(conv_module.cpu_weight_grad(x, g, w.shape, stride, padding), ref_gw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv_module.cpu_input_grad(g, w, x.shape, stride, padding), ref_gx, rtol=1e-12, atol=1e-12)
+
+    xh, gh = channels_last.to_nhwc(x), channels_last.to_nhwc(g)
+    out = np.empty(gh.shape)
+    channels_last.forward_images(xh, channels_last.weight_matrix(w), w.shape[2:], stride, *padding, out,
+                                 lambda s, m, y: conv_kernels.bias_act_rows(y, b, False))
+    np.testing.assert_allclose(channels_last.to_nchw(out), ref, rtol=1e-12, atol=1e-12)
+    gwt = np.empty((w[0].size, w.shape[0]))
+    channels_last.weight_grad_images(xh, gh, w.shape[2:], stride, *padding, gwt)
+    np.testing.assert_allclose(channels_last.weight_from_matrix(gwt, w.shape), ref_gw, rtol=1e-12, atol=1e-12)
+    gx = channels_last.InputGrad(w, xh.shape, gh.shape, stride, padding).images(gh, np.empty(xh.shape))
+    np.testing.assert_allclose(channels_last.to_nchw(gx), ref_gx, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -1,8 +1,9 @@
-"""Channels-last (NHWC) convolution on the CPU engine's threads.
+"""Channels-last (NHWC) convolution pieces of the fused CPU engine.
 
-On the CPU, activations inside the engine are (N, H, W, C): ``conv2d``
-converts its NCHW arguments at the boundary, :mod:`dctnet.engine` and
-:mod:`dctnet.functional.fused` keep NHWC from layer to layer. The column
+:mod:`dctnet.engine` and :mod:`dctnet.functional.fused` keep activations
+(N, H, W, C) from layer to layer, converting only where other layers take
+over (``conv2d`` itself stays NCHW: converting at every op's boundary cost
+more than it saved there). The column
 matrix then has one row per output pixel, whose patch is ``kh`` contiguous
 runs of ``kw*C`` input values, and one GEMM ``cols (P, K) @ wt (K, Cout)``
 per cache-sized piece of images writes the NHWC output directly. Measured on
@@ -10,12 +11,12 @@ the paper network's layers (one thread), this im2col is 2-7x faster than an
 NCHW one (runs of ``kw*C`` values instead of image rows of 8-32) and the GEMM
 10-40% faster (one call per piece instead of one per image; for 16 output
 channels this operand order runs at 70-80 instead of 45-55 GFLOP/s): about
-25% per layer in all, more than the two transposes at the boundary cost.
+25% per layer in all.
 
 Weights are used as ``wt = weight_matrix(weight)``, (kh*kw*Cin, Cout) in the
 patch order (i, j, ci). Functions ending in ``_images`` compute one task's
-share (a few images) on the calling thread; the ``conv_*`` drivers spread
-tasks over :mod:`dctnet.threads`.
+share (a few images) on the calling thread; the callers spread tasks over
+:mod:`dctnet.threads`.
 
 >>> import numpy as np
 >>> x = np.ones((1, 4, 4, 1), np.float32)  # one 4x4 image, one channel, NHWC
@@ -33,40 +34,12 @@ import numpy as np
 
 from ..kernels import conv as conv_kernels
 from ..threads import parallel_for, scratch
+from .conv import CHUNK_BYTES, chunking, stride_phase
 
 __all__ = [
-    "CHUNK_BYTES", "MIN_TASKS", "chunking", "stride_phase", "weight_matrix", "weight_from_matrix",
+    "weight_matrix", "weight_from_matrix",
     "forward_images", "weight_grad_images", "InputGrad", "to_nhwc", "to_nchw",
-    "conv_forward", "conv_weight_grad", "conv_input_grad",
 ]
-
-# Bytes of column matrix per piece: it should stay in a core's cache (2 MiB of
-# L2 per core here) next to the piece's input and output.
-CHUNK_BYTES = 1 << 20
-# At least this many tasks per call when the batch allows, so that every
-# thread of a small machine gets work; a constant, so that the chunking (and
-# with it every sum's order) does not depend on the thread count.
-MIN_TASKS = 4
-
-
-def chunking(n, per_image_bytes, images=None):
-    """(images per task, tasks) for ``n`` images: at most ``images`` per task (default:
-    as many as CHUNK_BYTES of ``per_image_bytes`` hold), and MIN_TASKS tasks."""
-    cap = max(1, CHUNK_BYTES // max(1, per_image_bytes)) if images is None else images
-    chunk = max(1, min(n, cap, -(-n // MIN_TASKS)))
-    return chunk, -(-n // chunk)
-
-
-def stride_phase(a, k, s, p, n_in, n_out):
-    """Input positions ``u = start + s*m`` (m < count) see kernel taps ``a, a+s, ...``;
-    their gradient is a stride-1 correlation of g, padded by (top, bottom), with
-    those taps flipped. Returns (taps, start, count, top, bottom)."""
-    taps = len(range(a, k, s))
-    m0 = -((a - p) // s)  # first m with s*m + a >= p, i.e. inside the unpadded input
-    count = (p + n_in - 1 - a) // s - m0 + 1
-    top = taps - 1 - m0
-    return taps, s * m0 + a - p, count, top, count + m0 - n_out
-
 
 def weight_matrix(weight):
     """(Cout, Cin, kh, kw) -> (kh*kw*Cin, Cout), rows in patch order (i, j, ci)."""
@@ -87,7 +60,7 @@ def _pieces(x, kernel, stride, top, left, ho, wo, k):
     if (kh, kw, sh, sw, top, left, ho, wo) == (1, 1, 1, 1, 0, 0, h, w):  # the input is its own patch matrix
         yield 0, n, x.reshape(n * hw, k)
         return
-    piece = max(1, CHUNK_BYTES // (k * hw * x.itemsize))
+    piece = max(1, CHUNK_BYTES["cpu"] // (k * hw * x.itemsize))
     for s in range(0, n, piece):
         m = min(piece, n - s)
         cols = scratch("nhwc.cols", (m * hw, k), x.dtype)
@@ -100,7 +73,7 @@ def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
 
     ``top``/``left`` pad before the image (negative: crop); ``out``'s size
     fixes the padding after it. The patches are built in pieces of images
-    within CHUNK_BYTES, each followed by one GEMM into ``out`` and, while that
+    within CHUNK_BYTES["cpu"], each followed by one GEMM into ``out`` and, while that
     is in cache, ``epilogue(start, count, y)`` with ``y`` the piece's output as
     (count*ho*wo, Cout).
     """
@@ -182,58 +155,3 @@ def to_nchw(x):
     x = np.ascontiguousarray(x)
     n, h, w, c = x.shape
     return _transpose(x, (n, c, h, w), conv_kernels.nhwc_to_nchw)
-
-
-def conv_forward(x, weight, bias, stride, padding):
-    """conv2d of NHWC ``x`` by ``weight`` (Cout, Cin, kh, kw): NHWC output, tasks on the threads."""
-    n, h, w, c = x.shape
-    o, _, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = stride, padding
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    wt = weight_matrix(weight)
-    out = np.empty((n, ho, wo, o), x.dtype)
-    chunk, tasks = chunking(n, wt.shape[0] * ho * wo * x.itemsize)
-
-    def add_bias(start, count, y):
-        conv_kernels.bias_act_rows(y, bias, False)
-
-    def task(worker, t):
-        part = slice(t * chunk, (t + 1) * chunk)
-        forward_images(x[part], wt, (kh, kw), stride, ph, pw, out[part], None if bias is None else add_bias)
-
-    parallel_for(task, tasks)
-    return out
-
-
-def conv_weight_grad(x, g, wshape, stride, padding):
-    """dL/dweight (Cout, Cin, kh, kw) from NHWC ``x`` and ``g``: per-task partial sums,
-    added in task order (whichever thread ran which)."""
-    n = x.shape[0]
-    o, c, kh, kw = wshape
-    chunk, tasks = chunking(n, kh * kw * c * g.shape[1] * g.shape[2] * x.itemsize)
-    partial = np.empty((tasks, kh * kw * c, o), g.dtype)
-
-    def task(worker, t):
-        part = slice(t * chunk, (t + 1) * chunk)
-        weight_grad_images(x[part], g[part], (kh, kw), stride, *padding, partial[t])
-
-    parallel_for(task, tasks)
-    total = partial[0]
-    for p in partial[1:]:
-        total += p
-    return weight_from_matrix(total, wshape)
-
-
-def conv_input_grad(g, weight, xshape, stride, padding):
-    """dL/dx (NHWC ``xshape``) from the NHWC output gradient ``g``, by :class:`InputGrad`."""
-    plan = InputGrad(weight, xshape, g.shape, stride, padding)
-    gx = np.empty(xshape, g.dtype)
-    o, _, kh, kw = weight.shape
-    chunk, tasks = chunking(g.shape[0], o * kh * kw * xshape[1] * xshape[2] * g.itemsize)
-
-    def task(worker, t):
-        part = slice(t * chunk, (t + 1) * chunk)
-        plan.images(g[part], gx[part])
-
-    parallel_for(task, tasks)
-    return gx

@@ -34,15 +34,19 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from ..kernels import conv as conv_kernels
+from ..threads import parallel_for, scratch
 from ._utils import check_float, pair, shape_of
-from .channels_last import conv_forward, conv_input_grad, conv_weight_grad, stride_phase, to_nchw, to_nhwc
 
 __all__ = ["conv2d"]
 
-# Bytes of column matrix per chunk of the array path: on a GPU large GEMMs are
-# best; "numpy" applies when the array path runs on NumPy arrays (the tests'
-# reference), where 2-8 MiB measured best with multi-threaded BLAS.
-CHUNK_BYTES = {"numpy": 4 << 20, "cupy": 512 << 20}
+# Bytes of column matrix per piece. "cpu": the CPU engine's pieces (this
+# module's NumPy path and dctnet.functional.channels_last), which should stay
+# in a core's cache (2 MiB of L2 per core here) next to their input and
+# output. "numpy"/"cupy": the array path's chunks; on a GPU large GEMMs are
+# best, and on NumPy arrays (the tests' reference) 2-8 MiB measured best with
+# multi-threaded BLAS.
+CHUNK_BYTES = {"cpu": 1 << 20, "numpy": 4 << 20, "cupy": 512 << 20}
 
 
 def _as_strided(xp, a, shape, strides):
@@ -166,16 +170,186 @@ def _input_grad(xp, g, weight, xshape, stride, padding):
     return gx
 
 
+# ----------------------------------------------------------------------------- CPU path
+#
+# conv2d on NumPy arrays, NCHW in and out: no layout conversion at the op's
+# boundary (the fused engine, which keeps activations channels-last from layer
+# to layer, has its own pieces in dctnet.functional.channels_last). The
+# functions ending in ``_images`` compute one task's share (a few images) on
+# the calling thread; the ``cpu_*`` drivers spread tasks over the threads.
+
+# At least this many tasks per call when the batch allows, so that every
+# thread of a small machine gets work; a constant, so that the chunking (and
+# with it every sum's order) does not depend on the thread count.
+MIN_TASKS = 4
+
+
+def chunking(n, per_image_bytes):
+    """(images per task, tasks) for ``n`` images: as many as CHUNK_BYTES["cpu"] of
+    ``per_image_bytes`` hold, and at least MIN_TASKS tasks when ``n`` allows."""
+    chunk = max(1, min(n, CHUNK_BYTES["cpu"] // max(1, per_image_bytes), -(-n // MIN_TASKS)))
+    return chunk, -(-n // chunk)
+
+
+def stride_phase(a, k, s, p, n_in, n_out):
+    """Input positions ``u = start + s*m`` (m < count) see kernel taps ``a, a+s, ...``;
+    their gradient is a stride-1 correlation of g, padded by (top, bottom), with
+    those taps flipped. Returns (taps, start, count, top, bottom)."""
+    taps = len(range(a, k, s))
+    m0 = -((a - p) // s)  # first m with s*m + a >= p, i.e. inside the unpadded input
+    count = (p + n_in - 1 - a) // s - m0 + 1
+    top = taps - 1 - m0
+    return taps, s * m0 + a - p, count, top, count + m0 - n_out
+
+
+def _forward_images(x, w2, kernel, stride, top, left, out, epilogue=None):
+    """``out`` (n, Cout, ho, wo) = conv of ``x`` (n, Cin, H, W) by ``w2`` (Cout, Cin*kh*kw).
+
+    ``top``/``left`` pad before the image (negative: crop); ``out``'s size
+    fixes the padding after it. The columns are built in cache-sized pieces of
+    images, each followed by one GEMM per image straight into the NCHW output
+    and, while that is still in cache, ``epilogue(start, count, y)`` with
+    ``y = out[start:start+count]`` as (count, Cout, ho*wo). A 1x1 stride-1
+    unpadded conv multiplies its input as it is (no im2col).
+    """
+    n, c, h, w = x.shape
+    o, k = w2.shape
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = out.shape[2:]
+    hw = ho * wo
+    direct = (kh, kw, sh, sw, top, left, ho, wo) == (1, 1, 1, 1, 0, 0, h, w)
+    piece = n if direct else max(1, CHUNK_BYTES["cpu"] // (k * hw * x.itemsize))
+    for s in range(0, n, piece):
+        m = min(piece, n - s)
+        if direct:
+            cols = x[s : s + m].reshape(m, k, hw)
+        else:
+            cols = scratch("conv.cols", (m, k, hw), x.dtype)
+            conv_kernels.im2col(x, s, m, kh, kw, sh, sw, top, left, ho, wo, cols.reshape(-1), k * hw, hw)
+        y = np.matmul(w2, cols, out=out[s : s + m].reshape(m, o, hw))
+        if epilogue is not None:
+            epilogue(s, m, y)
+    return out
+
+
+def _weight_grad_images(x, g, kernel, stride, top, left, out):
+    """``out`` (Cin*kh*kw, Cout) = this chunk's dL/dweight, transposed: cols @ g^T.
+
+    (K, P) @ (P, Cout) is the operand order BLAS runs fastest here, so the
+    gradient is copied once to (P, Cout).
+    """
+    n, c = x.shape[:2]
+    o, ho, wo = g.shape[1:]
+    (kh, kw), (sh, sw) = kernel, stride
+    k, hw = c * kh * kw, ho * wo
+    cols = scratch("conv.cols", (k, n * hw), x.dtype)
+    conv_kernels.im2col(x, 0, n, kh, kw, sh, sw, top, left, ho, wo, cols.reshape(-1), hw, n * hw)
+    gt = scratch("conv.grad", (n, hw, o), g.dtype)
+    gt[...] = g.reshape(n, o, hw).transpose(0, 2, 1)
+    return np.matmul(cols, gt.reshape(n * hw, o), out=out)
+
+
+class _InputGradPlan:
+    """dL/dx of a conv as transposed convolutions, one stride-1 conv per stride phase.
+
+    The input pixels of one phase (u = start + s*m) meet the kernel taps
+    ``a::s`` only, so their gradient is an ordinary stride-1 conv of g with
+    that sub-kernel flipped and transposed: no multiplications by inserted
+    zeros, no col2im (see :func:`_input_grad`).
+    """
+
+    def __init__(self, weight, xshape, gshape, stride, padding):
+        (sh, sw), (ph, pw) = stride, padding
+        h, w = xshape[2:]
+        ho, wo = gshape[2:]
+        self.cin, self.h, self.w, self.stride = weight.shape[1], h, w, (sh, sw)
+        self.phases = []
+        for a in range(sh):
+            th, r0, rows, top, _ = stride_phase(a, weight.shape[2], sh, ph, h, ho)
+            for b in range(sw):
+                tw, c0, cols, left, _ = stride_phase(b, weight.shape[3], sw, pw, w, wo)
+                if min(th, tw, rows, cols) <= 0:
+                    continue
+                sub = weight[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+                w2 = np.ascontiguousarray(sub).reshape(self.cin, -1)
+                self.phases.append((w2, (th, tw), top, left, rows, cols, r0, c0))
+
+    def images(self, g, out):
+        """``out`` (n, Cin, H, W) = dL/dx of the images whose output gradient is ``g``."""
+        n = g.shape[0]
+        if self.stride == (1, 1):  # one phase, the whole gradient
+            w2, kernel, top, left = self.phases[0][:4]
+            return _forward_images(g, w2, kernel, (1, 1), top, left, out)
+        # pixels that no tap reaches (e.g. odd ones of a 1x1 stride-2 conv) stay zero
+        out[...] = 0
+        for w2, kernel, top, left, rows, cols, r0, c0 in self.phases:
+            part = scratch("conv.phase", (n, self.cin, rows, cols), g.dtype)
+            _forward_images(g, w2, kernel, (1, 1), top, left, part)
+            out[:, :, r0 :: self.stride[0], c0 :: self.stride[1]] = part
+        return out
+
+
+def cpu_forward(x, weight, bias, stride, padding):
+    """conv2d of C-contiguous NumPy arrays, a few images per task on the engine's threads."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    w2 = weight.reshape(o, -1)
+    out = np.empty((n, o, ho, wo), x.dtype)
+    chunk, tasks = chunking(n, w2.shape[1] * ho * wo * x.itemsize)
+
+    def add_bias(start, count, y):
+        conv_kernels.bias_act(y, bias, False)
+
+    def task(worker, t):
+        part = slice(t * chunk, (t + 1) * chunk)
+        _forward_images(x[part], w2, (kh, kw), stride, ph, pw, out[part], None if bias is None else add_bias)
+
+    parallel_for(task, tasks)
+    return out
+
+
+def cpu_weight_grad(x, g, wshape, stride, padding):
+    """dL/dweight: per-task partial sums, added in task order (whatever thread ran which)."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = wshape
+    chunk, tasks = chunking(n, c * kh * kw * g.shape[2] * g.shape[3] * x.itemsize)
+    partial = np.empty((tasks, c * kh * kw, o), g.dtype)
+
+    def task(worker, t):
+        part = slice(t * chunk, (t + 1) * chunk)
+        _weight_grad_images(x[part], g[part], (kh, kw), stride, *padding, partial[t])
+
+    parallel_for(task, tasks)
+    return partial.sum(axis=0).T.reshape(wshape)
+
+
+def cpu_input_grad(g, weight, xshape, stride, padding):
+    """dL/dx by :class:`InputGradPlan`, a few images per task on the engine's threads."""
+    plan = _InputGradPlan(weight, xshape, g.shape, stride, padding)
+    gx = np.empty(xshape, g.dtype)
+    o, _, kh, kw = weight.shape
+    chunk, tasks = chunking(g.shape[0], o * kh * kw * xshape[2] * xshape[3] * g.itemsize)
+
+    def task(worker, t):
+        part = slice(t * chunk, (t + 1) * chunk)
+        plan.images(g[part], gx[part])
+
+    parallel_for(task, tasks)
+    return gx
+
+
 class Conv2d(Function):
-    # NumPy arrays take the CPU engine's path (channels last, threads, Numba
-    # im2col, single-threaded GEMMs); CuPy arrays the array expressions above.
+    # NumPy arrays take the CPU engine's path (threads, Numba im2col, one GEMM
+    # per image); CuPy arrays the array expressions above.
     def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
         xp = get_array_module(x)
         if xp is np:
-            xh = to_nhwc(x)
-            ctx.save_for_backward(xh, np.ascontiguousarray(weight))
-            return to_nchw(conv_forward(xh, ctx.saved[1], bias, stride, padding))
+            x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+            ctx.save_for_backward(x, weight)
+            return cpu_forward(x, weight, bias, stride, padding)
         ph, pw = padding
         ctx.save_for_backward(x, weight)
         return _forward(xp, x, weight, bias, stride, (ph, ph, pw, pw))
@@ -184,10 +358,10 @@ class Conv2d(Function):
         x, weight = ctx.saved
         xp = get_array_module(g)
         (ph, pw), need = ctx.padding, ctx.needs_input_grad
-        if xp is np:  # x is the NHWC copy made in forward
-            gh = to_nhwc(g)
-            gx = to_nchw(conv_input_grad(gh, weight, x.shape, ctx.stride, ctx.padding)) if need[0] else None
-            gw = conv_weight_grad(x, gh, weight.shape, ctx.stride, ctx.padding) if need[1] else None
+        if xp is np:
+            g = np.ascontiguousarray(g)
+            gx = cpu_input_grad(g, weight, x.shape, ctx.stride, ctx.padding) if need[0] else None
+            gw = cpu_weight_grad(x, g, weight.shape, ctx.stride, ctx.padding) if need[1] else None
         else:
             gx = _input_grad(xp, g, weight, x.shape, ctx.stride, ctx.padding) if need[0] else None
             gw = _weight_grad(xp, x, g, weight.shape, ctx.stride, (ph, ph, pw, pw)) if need[1] else None

@@ -51,10 +51,8 @@ from ..kernels import fused as fk
 from ..threads import parallel_for, scratch
 from ._utils import check_float, shape_of
 from .activation import relu
-from .channels_last import (
-    InputGrad, chunking, forward_images, to_nchw, to_nhwc, weight_from_matrix, weight_grad_images, weight_matrix,
-)
-from .conv import conv2d
+from .channels_last import InputGrad, forward_images, to_nchw, to_nhwc, weight_from_matrix, weight_grad_images, weight_matrix
+from .conv import chunking, conv2d
 from .norm import batch_norm
 
 __all__ = ["BNState", "residual_block"]
@@ -128,7 +126,7 @@ class ResidualBlockOp(Function):
         ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1  # 3x3, padding 1
         dtype, m = x.dtype, n * ho * wo
         proj = ws is not None
-        # a task's share of the arrays one sweep touches stays within CHUNK_BYTES
+        # a task's share of the arrays one sweep touches stays within CHUNK_BYTES["cpu"]
         chunk, tasks = chunking(n, (cin * h * w + 2 * c * ho * wo) * x.itemsize)
         wt1, wt2 = weight_matrix(w1), weight_matrix(w2)
         wts = weight_matrix(ws) if proj else None
