@@ -1,4 +1,5 @@
-"""A folded, fused inference network for pixel-domain models, on the CPU engine.
+"""The CPU engine for whole pixel-domain networks: a folded, fused inference
+network (:func:`fuse`) and fused training blocks (:func:`forward`).
 
 :func:`fuse` reads an ``nn`` model once and builds a plan that computes what
 ``model.eval()`` computes, with less work and fewer passes over memory:
@@ -7,18 +8,21 @@
   and bias (``w * gamma / sqrt(var + eps)``, computed in float64), exact up
   to rounding;
 * bias, the residual addition and ReLU ride on the GEMM's output in one pass
-  (the epilogue), while that output is still in cache; global average
+  (the epilogue) while that output is still in cache; global average
   pooling after the last convolution is taken in the same pass, so the last
   activation is never written;
-* a 1x1 stride-1 unpadded convolution multiplies its input directly (no
-  im2col);
+* activations stay channels-last (NHWC) from layer to layer
+  (:mod:`dctnet.functional.channels_last`): the input is converted once, and
+  no transpose runs between layers;
 * the batch is cut into tasks of a few images that run through the *whole*
-  network on one thread (:mod:`dctnet.threads`), each layer's column matrix
+  network on one thread (:mod:`dctnet.threads`), each layer's patch matrix
   in cache-sized pieces, with buffers that are reused from call to call.
 
-The layout stays NCHW per image (which is exactly what ``W @ cols`` gives for
-one image), so no transpose runs between layers. The plan is a snapshot:
-weights are copied and folded by :func:`fuse`, so fuse again after training.
+The plan is a snapshot: weights are copied and folded by :func:`fuse`, so
+fuse again after training. :func:`forward` runs a model in training mode
+with each stock :class:`~dctnet.nn.ResidualBlock` as the fused op
+:func:`dctnet.functional.fused.residual_block`, on the model's own
+parameters.
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models, nn
@@ -41,10 +45,10 @@ import numpy as np
 
 from . import nn
 from .autograd import Tensor, as_tensor
-from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .backend import is_cupy_array
 from .functional.channels_last import forward_images, weight_matrix
 from .functional.conv import MIN_TASKS
+from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .kernels import conv as conv_kernels
 from .threads import parallel_for
 

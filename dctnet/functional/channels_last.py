@@ -52,20 +52,18 @@ def weight_from_matrix(wt, shape):
     return np.ascontiguousarray(wt.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
 
 
-def _pieces(x, kernel, stride, top, left, ho, wo, k):
-    """(start, count, cols) per cache-sized piece of the images of ``x`` (NHWC)."""
-    n, h, w, _ = x.shape
-    (kh, kw), (sh, sw) = kernel, stride
-    hw = ho * wo
-    if (kh, kw, sh, sw, top, left, ho, wo) == (1, 1, 1, 1, 0, 0, h, w):  # the input is its own patch matrix
-        yield 0, n, x.reshape(n * hw, k)
-        return
-    piece = max(1, CHUNK_BYTES["cpu"] // (k * hw * x.itemsize))
-    for s in range(0, n, piece):
-        m = min(piece, n - s)
-        cols = scratch("nhwc.cols", (m * hw, k), x.dtype)
-        conv_kernels.im2col_rows(x, s, m, kh, kw, sh, sw, top, left, ho, wo, cols.reshape(-1))
-        yield s, m, cols
+def _patches(x, s, m, kernel, stride, top, left, ho, wo, k):
+    """The patch matrix (m*ho*wo, k) of images ``s .. s+m`` of ``x`` (NHWC), in a scratch buffer."""
+    cols = scratch("nhwc.cols", (m * ho * wo, k), x.dtype)
+    conv_kernels.im2col_rows(x, s, m, kernel[0], kernel[1], stride[0], stride[1], top, left, ho, wo, cols.reshape(-1))
+    return cols
+
+
+def _piece(x, kernel, stride, top, left, ho, wo, k):
+    """Images per piece, or 0 when a 1x1 stride-1 unpadded conv can multiply the input as it is."""
+    if kernel == (1, 1) and stride == (1, 1) and (top, left, ho, wo) == (0, 0) + x.shape[1:3]:
+        return 0
+    return max(1, CHUNK_BYTES["cpu"] // (k * ho * wo * x.itemsize))
 
 
 def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
@@ -73,13 +71,26 @@ def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
 
     ``top``/``left`` pad before the image (negative: crop); ``out``'s size
     fixes the padding after it. The patches are built in pieces of images
-    within CHUNK_BYTES["cpu"], each followed by one GEMM into ``out`` and, while that
-    is in cache, ``epilogue(start, count, y)`` with ``y`` the piece's output as
-    (count*ho*wo, Cout).
+    within CHUNK_BYTES["cpu"], each followed by one GEMM into ``out`` and,
+    while that is in cache, ``epilogue(start, count, y)`` with ``y`` the
+    piece's output as (count*ho*wo, Cout). A 1x1 stride-1 unpadded conv
+    multiplies its input as it is.
     """
-    ho, wo, o = out.shape[1:]
-    for s, m, cols in _pieces(x, kernel, stride, top, left, ho, wo, wt.shape[0]):
-        y = np.matmul(cols, wt, out=out[s : s + m].reshape(m * ho * wo, o))
+    n = x.shape[0]
+    k, o = wt.shape
+    ho, wo = out.shape[1:3]
+    hw = ho * wo
+    piece = _piece(x, kernel, stride, top, left, ho, wo, k)
+    if not piece:
+        y = np.matmul(x.reshape(n * hw, k), wt, out=out.reshape(n * hw, o))
+        if epilogue is not None:
+            epilogue(0, n, y)
+        return out
+    rows = out.reshape(n * hw, o)
+    for s in range(0, n, piece):
+        m = min(piece, n - s)
+        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k)
+        y = np.matmul(cols, wt, out=rows[s * hw : (s + m) * hw])
         if epilogue is not None:
             epilogue(s, m, y)
     return out
@@ -87,10 +98,17 @@ def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
 
 def weight_grad_images(x, g, kernel, stride, top, left, out):
     """``out`` (kh*kw*Cin, Cout) = dL/dwt of these images: ``cols.T @ g``, summed over pieces."""
+    n = x.shape[0]
     ho, wo, o = g.shape[1:]
-    k = kernel[0] * kernel[1] * x.shape[3]
-    for s, m, cols in _pieces(x, kernel, stride, top, left, ho, wo, k):
-        gp = g[s : s + m].reshape(m * ho * wo, o)
+    hw, k = ho * wo, kernel[0] * kernel[1] * x.shape[3]
+    rows = g.reshape(n * hw, o)
+    piece = _piece(x, kernel, stride, top, left, ho, wo, k)
+    if not piece:
+        return np.matmul(x.reshape(n * hw, k).T, rows, out=out)
+    for s in range(0, n, piece):
+        m = min(piece, n - s)
+        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k)
+        gp = rows[s * hw : (s + m) * hw]
         if s == 0:
             np.matmul(cols.T, gp, out=out)
         else:

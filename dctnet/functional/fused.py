@@ -48,7 +48,7 @@ import numpy as np
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..kernels import fused as fk
-from ..threads import parallel_for, scratch
+from ..threads import parallel_for, scratch, serial_blas
 from ._utils import check_float, shape_of
 from .activation import relu
 from .channels_last import InputGrad, forward_images, to_nchw, to_nhwc, weight_from_matrix, weight_grad_images, weight_matrix
@@ -71,10 +71,6 @@ class BNState(NamedTuple):
     running_var: object
     momentum: float = 0.1
     eps: float = 1e-5
-
-
-def _raw(a):
-    return a.data if isinstance(a, Tensor) else a
 
 
 def _sum_tasks(partial):
@@ -118,7 +114,15 @@ def _bn_backward(s_g, s_gy, m, a, mu, inv, dtype):
 class ResidualBlockOp(Function):
     """Forward and backward of :func:`residual_block` on channels-last (NHWC) NumPy arrays."""
 
-    def forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, buffers=(), stride=1):
+    def forward(ctx, *args, **kwargs):
+        with serial_blas():  # once for the six parallel regions
+            return ctx._forward(*args, **kwargs)
+
+    def backward(ctx, g):
+        with serial_blas():
+            return ctx._backward(g)
+
+    def _forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, buffers=(), stride=1):
         (rm1, rv1, mo1, e1), (rm2, rv2, mo2, e2), bsc = buffers[0], buffers[1], buffers[2:]
         x = np.ascontiguousarray(x)
         n, h, w, cin = x.shape
@@ -170,7 +174,7 @@ class ResidualBlockOp(Function):
         ctx.stride, ctx.chunking = stride, (chunk, tasks)
         return out
 
-    def backward(ctx, g):
+    def _backward(ctx, g):
         x, w1, w2, ws, y1, h1, y2, ys, out = ctx.saved
         (a1, mu1, inv1), (a2, mu2, inv2), sc = ctx.stats
         stride, (chunk, tasks) = ctx.stride, ctx.chunking
