@@ -507,7 +507,7 @@ def test_design_document_citations_resolve():
             if stale.search(line):
                 bad.append(where)
     assert not bad, _report(
-        "citations of a design document section that does not exist", bad,
+        "citations of the design document that do not resolve (no such section, or the old name DESIGN.md)", bad,
         f"Cite docs/design.md §N with N one of {sorted(sections)}: "
         + ", ".join(f"§{n} {t}" for n, t in sorted(sections.items())))
 
