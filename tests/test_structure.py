@@ -322,13 +322,9 @@ def layer_of(module: str) -> int | None:
     return None if best is None else best[0]
 
 
-def _graph():
-    return ImportGraph(package_dirs())
-
-
 @pytest.fixture(scope="module")
 def graph():
-    return _graph()
+    return ImportGraph(package_dirs())
 
 
 def _report(title, lines, fix, count=None):
@@ -395,8 +391,7 @@ def test_no_example_imports_another_example():
         "Examples import only dctnet (and third-party packages): move the shared code into the library.")
 
 
-def test_examples_use_only_public_names():
-    graph = _graph()
+def test_examples_use_only_public_names(graph):
     found = []
     for path in _examples():
         source = path.read_text()
