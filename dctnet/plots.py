@@ -16,7 +16,7 @@ import numpy as np
 
 from .transform import ZIGZAG
 
-__all__ = ["pyplot", "line_chart", "plot_history", "table_heatmap"]
+__all__ = ["pyplot", "save_figure", "line_chart", "plot_history", "table_heatmap"]
 
 _NATURAL = np.argsort(ZIGZAG)  # zigzag position of each row-major index
 
@@ -43,10 +43,11 @@ def _draw_lines(ax, series, xlabel, ylabel, title, references=()):
     ax.legend()
 
 
-def _save(plt, fig, path, dpi):
+def save_figure(fig, path, dpi=120) -> bool:
+    """Lay out ``fig`` (from :func:`pyplot`), write it to ``path`` and close it; returns True."""
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    pyplot().close(fig)
     return True
 
 
@@ -61,7 +62,7 @@ def line_chart(path, series, *, xlabel, ylabel, title=None, references=(), figsi
         return False
     fig, ax = plt.subplots(figsize=figsize)
     _draw_lines(ax, series, xlabel, ylabel, title, references)
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_history(history, path, dpi=120) -> bool:
@@ -75,7 +76,7 @@ def plot_history(history, path, dpi=120) -> bool:
         series = [(epochs, [r[f"{split}_{key}"] for r in history], "-", split)
                   for split in ("train", "test") if f"{split}_{key}" in history[0]]
         _draw_lines(ax, series, "epoch", ylabel, title)
-    return _save(plt, fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def table_heatmap(fig, ax, table, title, fmt="{:.1f}", change=False):

@@ -1,4 +1,4 @@
-"""Training runs: the SGD loop with a progress bar, per-epoch checkpoints and exact resume; batched inference.
+"""Training runs: the loop with a progress bar, per-epoch checkpoints and exact resume; batched inference.
 
 Epoch ``e`` visits the images in an order drawn from ``(seed, e)`` alone, and
 its augmentation draws come from the same generator, so a run stopped after
@@ -92,8 +92,8 @@ def load_dataset(name, domain="pixel", *, limit=None, seed=0, cache=None, show_p
         raise ValueError(f"dataset must be one of {DATASETS}, found {name!r}")
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, found {domain!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit must be None or a positive number of images, found {limit!r}")
+    if limit is not None:
+        _check_count(limit, "limit", "None or a positive number of images")
     main = not distributed or _mpi.is_main()
     if not main:
         _mpi.barrier()
@@ -149,8 +149,7 @@ def predict(model, x, batch_size=500):
     >>> np.allclose(predict(net, x, batch_size=2), predict(net, x, batch_size=5))
     True
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of images, found {batch_size!r}")
+    _check_count(batch_size, "batch_size", "a positive number of images")
     if len(x) == 0:
         raise ValueError("predict needs at least one image, found an empty array")
     modes = [(m, m.training) for m in model.modules()]
@@ -298,9 +297,9 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
     every save). :func:`resume` reads it back; since ``load_checkpoint``
     rebuilds the first optimizer on ``model.parameters()``, it must hold every
     parameter (those another optimizer trains in a group of their own with
-    ``lr=0``). ``augment(batch, rng)`` transforms
-    each batch with the epoch's generator. ``stop_after=K`` trains at most K
-    epochs of this call; a later resume goes on.
+    ``lr=0``). ``augment(batch, rng)`` transforms each batch with the epoch's
+    generator. ``stop_after=K`` trains at most K epochs of this call; a later
+    resume goes on.
 
     ``distributed=True`` trains data-parallel over the MPI world of
     :func:`init_distributed`: every rank a disjoint share of each epoch
@@ -312,6 +311,8 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
     (``dctnet.distributed.broadcast_parameters``).
     """
     optimizers = _as_list(optimizers)
+    _check_count(batch_size, "batch_size", "a positive number of images")
+    _check_count(epochs, "epochs", "a number of epochs (0 or more)", smallest=0)
     x, y = train
     history = list(history or [])
     sampler, main, step_batch = None, True, batch_size
@@ -410,6 +411,11 @@ def resume(path, distributed=False):
     scheduler = None if state is None else _scheduler_from_state(first, state, path)
     return Resumed(model, optimizers, scheduler, int(meta["epoch"]) + 1, int(meta["epochs"]),
                    list(meta["history"]), meta)
+
+
+def _check_count(value, name, expected, smallest=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < smallest:
+        raise ValueError(f"{name} must be {expected}, found {value!r}")
 
 
 def _as_list(optimizers):

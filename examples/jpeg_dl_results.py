@@ -100,9 +100,7 @@ def write_plots(jpeg, base, out):
     ax.set(xlabel="epoch", ylabel="test accuracy", title="CIFAR-10, paper_resnet")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, out / "accuracy.png")
 
     rows = [("learned", np.mean([r["luma"] for r in jpeg], 0), np.mean([r["chroma"] for r in jpeg], 0))]
     known = [r for r in jpeg if r.get("initial")]  # runs that recorded where they started
@@ -116,9 +114,7 @@ def write_plots(jpeg, base, out):
         for ax, table, name in zip(row, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
             plots.table_heatmap(fig, ax, np.asarray(table, np.float64), f"{kind} {name}",
                                 "{:+.2f}" if change else "{:.1f}", change)
-    fig.tight_layout()
-    fig.savefig(out / "qtables.png", dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, out / "qtables.png")
     return [out / "accuracy.png", out / "qtables.png"]
 
 

@@ -171,10 +171,7 @@ def plot_tables(luma, chroma, path):
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
     for ax, (table, title) in zip(axes[0], panels):
         plots.table_heatmap(fig, ax, table, f"learned {title}", "{}" if table.dtype.kind == "i" else "{:.2f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return plots.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -194,9 +194,14 @@ def test_epoch_order_follows_from_seed_and_epoch_alone():
     assert not np.array_equal(a, training.epoch_order(7, 3, 10)[0])
 
 
-def test_fit_refuses_an_optimizer_of_other_parameters(rng):
+def test_fit_refuses_bad_arguments(rng):
     x, y = blobs(rng, n=4)
     model = small_net()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="batch_size must be a positive number of images, found 0"):
+        training.fit(model, opt, (x, y), epochs=1, batch_size=0, log=None)
+    with pytest.raises(ValueError, match="epochs must be a number of epochs"):
+        training.fit(model, opt, (x, y), epochs=-1, batch_size=2, log=None)
     with pytest.raises(ValueError, match="every optimizer given to fit must hold parameters of the model"):
         other = Tensor(np.zeros(2, np.float32), requires_grad=True)
         training.fit(model, [optim.SGD(model.parameters(), lr=0.1), optim.Adam([other])], (x, y),
@@ -300,8 +305,8 @@ def test_plots_write_files(tmp_path):
     natural = np.empty(64, np.int32)
     natural[dctnet.ZIGZAG] = dctnet.quant_table(50, "luma")
     assert values == [str(v) for v in natural]  # row-major 8x8: the IJG table as printed in the standard
-    plt.close(fig)
-    for name in ("a.png", "h.png"):
+    assert plots.save_figure(fig, tmp_path / "t.png")
+    for name in ("a.png", "h.png", "t.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "none.png").exists()
 
