@@ -20,8 +20,6 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
-
 import dctnet
 from dctnet import datasets, plots
 from dctnet.training import agreement, predict

@@ -42,7 +42,6 @@ import argparse
 import builtins
 import sys
 import time
-from pathlib import Path
 
 import dctnet
 from dctnet import distributed, nn, optim, plots, training
