@@ -24,6 +24,8 @@ from .jpeg import JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, r
 from .baseline import read_jpegs, read_stacked
 
 from . import distributed, jpegdl, models, nn, optim, qtables
+from . import augment, training
+from .progressbar import progress
 from .conversion import convert
 from .io import load, load_checkpoint, save
 

@@ -36,6 +36,10 @@ def input_channels(model):
 
 
 def is_jpeg_domain(model):
+    """Whether ``model`` already takes DCT coefficients (then it is used as it is, not converted).
+
+    The one place here that knows which layers are JPEG-domain layers.
+    """
     return any(isinstance(m, (nn.DCTConv2d, nn.DCTBatchNorm, nn.ASMReLU)) for _, m in model.named_modules())
 
 
