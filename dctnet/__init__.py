@@ -24,7 +24,8 @@ from .jpeg import JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, r
 from .baseline import read_jpegs, read_stacked
 
 from . import distributed, jpegdl, models, nn, optim, qtables
-from .conversion import convert
+from .conversion import convert, model_domain
+from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
 
 __version__ = "0.1.0"

@@ -237,7 +237,7 @@ def test_dct_conv_caches_the_dense_map_in_eval_mode(rng):
 class Wrapper(nn.Module):
     """A user module taking a sub-module and a number: saved and rebuilt like built-in ones."""
 
-    _domain_agnostic = True
+    input_domain = "any"
 
     def __init__(self, inner, scale=2.0):
         self.inner, self.scale = inner, scale
