@@ -30,10 +30,11 @@ optimizer configuration) goes through mpi4py's pickling collectives.
 
 Batch normalization: :class:`SyncBatchNorm2d` and :class:`SyncDCTBatchNorm`
 compute the batch statistics over the global batch (and their backward the two
-per-channel gradient sums): plain batch norm with an allreduce as its
-reduction hook, so N processes train like one process on the whole batch. :func:`dctnet.convert` turns SyncBatchNorm2d into
-SyncDCTBatchNorm. Models saved for single-process use are best saved as
-``revert_sync_batchnorm(model)`` (plain BN, sharing the parameters).
+per-channel gradient sums): they are plain batch norm with an allreduce as
+its reduction hook, so N processes train like one process on the whole
+batch. :func:`dctnet.convert` turns SyncBatchNorm2d into SyncDCTBatchNorm
+(its declared JPEG-domain form). Models saved for single-process use are best
+saved as ``revert_sync_batchnorm(model)`` (plain BN, sharing the parameters).
 """
 
 from __future__ import annotations
