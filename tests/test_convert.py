@@ -262,17 +262,6 @@ def test_conversion_imports_no_mpi():
     assert not {n for n in names if "distributed" in n or "mpi" in n.lower()}, names
 
 
-def test_nothing_below_distributed_imports_it():
-    # The package's facade is above it; so is the data layer's old single module (datasets.py), whose
-    # package form takes a communicator argument instead.
-    above = {PACKAGE / name for name in ("distributed.py", "__init__.py", "datasets.py")}
-    below = [p for p in PACKAGE.rglob("*.py") if p not in above]
-    assert len(below) > 10
-    for path in below:
-        names = _imported_modules(path)
-        assert not {n for n in names if n.split(".")[-1] in ("distributed", "mpi4py")}, (path, names)
-
-
 def test_nn_does_not_import_jpegdl():
     names = _imported_modules(PACKAGE / "nn.py")
     assert not {n for n in names if "jpegdl" in n}, names

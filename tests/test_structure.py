@@ -48,8 +48,8 @@ LAYERS = (
     ("conversion", ("dctnet.conversion",)),
     ("files", ("dctnet.io",)),
     ("data", ("dctnet.datasets",)),
-    ("training", ("dctnet.training",)),
     ("distributed", ("dctnet.distributed",)),
+    ("training", ("dctnet.training",)),
 )
 PLAIN_ARRAYS = "plain arrays"
 NO_MPI = ("dctnet.datasets", "dctnet.conversion")  # they take a communicator, never import one
