@@ -10,7 +10,8 @@ kept in order; and, for checkpoints, the group ``optimizer/`` with a JSON
 Nothing is ever pickled: loading reads JSON strings and numeric arrays only, and
 rebuilds modules and optimizers through registries, so a file cannot run code.
 Saving writes a temporary file next to the target and renames it over the
-target, so an interrupted save leaves the previous file intact.
+target (:mod:`dctnet.atomic`), so an interrupted save leaves the previous file
+intact.
 
 >>> import os, tempfile, numpy as np
 >>> from dctnet import nn

@@ -74,7 +74,8 @@ def stack(tree, files, where: str, form: str, decoder: str | None = None, progre
     """
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, found {form!r}")
-    decoder = decoder or pixel_decoder()
+    if form == "pixels" and decoder is None:
+        decoder = pixel_decoder()
     out = _Stacks(len(files), where)
     with progress_bar(progress, len(files), Path(where).name, "file") as bar:
         if form == "pixels":  # a decode to pixels per file: nothing to batch
