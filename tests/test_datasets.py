@@ -400,9 +400,9 @@ def on_ranks(size, make):
         t.start()
     for t in threads:
         t.join()
-    for exc in errors:
-        if exc is not None and not isinstance(exc, threading.BrokenBarrierError):
-            raise exc
+    raised = [exc for exc in errors if exc is not None]
+    if raised:  # the cause, rather than the others' broken barrier
+        raise next((e for e in raised if not isinstance(e, threading.BrokenBarrierError)), raised[0])
     return results
 
 
