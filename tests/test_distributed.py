@@ -307,16 +307,18 @@ CACHE = """
 import sys
 from pathlib import Path
 import numpy as np
+import dctnet
 from dctnet import datasets, distributed as dist
+from dctnet.datasets import forms
 
 out = sys.argv[1]
 rank, world = dist.init()
 assert world == 2, world
 calls = []
-decode = datasets._decode
-datasets._decode = lambda *args: calls.append(1) or decode(*args)  # counts the files this rank decodes
-sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
-ds = datasets.JpegDataset(sample, "test", "coefficients", cache=f"{out}/cache/c.h5", progress=True)
+read_stacked = forms.read_stacked
+forms.read_stacked = lambda files: calls.extend(files) or read_stacked(files)  # counts the files this rank decodes
+sample = Path(dctnet.__file__).parent / "data" / "cifar10-sample.zip"
+ds = datasets.JpegDataset(sample, "test", "coefficients", cache=f"{out}/cache/c.h5", progress=True, comm=dist)
 np.savez(f"{out}/rank{rank}.npz", *ds.data.components, ds.data.qtables, labels=ds.labels, calls=len(calls))
 """
 
@@ -335,6 +337,7 @@ def _assert_same(arrays, reference):
 def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
     h5py = pytest.importorskip("h5py")
     from dctnet import datasets
+    from dctnet.datasets import forms
 
     proc, _ = _launch(CACHE, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -362,7 +365,8 @@ def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("a file was decoded")
 
-    monkeypatch.setattr(datasets, "_decode", no_decoding)
+    monkeypatch.setattr(forms, "read_stacked", no_decoding)
+    monkeypatch.setattr(dctnet.jpeg, "read_jpeg", no_decoding)
     cached = datasets.JpegDataset(SAMPLE, "test", "coefficients", cache=cache)
     _assert_same(_arrays(cached), _arrays(reference))
     assert (cached.files, cached.classes) == (reference.files, reference.classes)
@@ -391,15 +395,17 @@ def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
 CACHE_FAIL = """
 import sys
 from pathlib import Path
+import dctnet
 from dctnet import datasets, distributed as dist
+from dctnet.datasets import forms
 
 rank, world = dist.init()
 if rank == 1:
     def broken(*args):
         raise RuntimeError("deliberate decoding failure on rank 1")
-    datasets._decode = broken
-sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
-datasets.JpegDataset(sample, "test", "coefficients", cache=f"{sys.argv[1]}/c.h5")
+    forms.read_stacked = broken
+sample = Path(dctnet.__file__).parent / "data" / "cifar10-sample.zip"
+datasets.JpegDataset(sample, "test", "coefficients", cache=f"{sys.argv[1]}/c.h5", comm=dist)
 """
 
 
