@@ -11,7 +11,7 @@ RGB image) or ``"pixels"``.
 One module per concept: :mod:`~.paths` (the data folder, the bundled sample),
 :mod:`~.mnist`, :mod:`~.batching`, :mod:`~.jpegtree` (listing a zip or folder),
 :mod:`~.forms` (decoding into the three forms), :mod:`~.cache` (HDF5),
-:mod:`~.jpegdataset`, :mod:`~.cifar`, :mod:`~.download`, :mod:`~.progress`.
+:mod:`~.jpegdataset`, :mod:`~.cifar`, :mod:`~.download`.
 
 >>> from dctnet import datasets
 >>> sample = datasets.sample_cifar10()      # 100 CIFAR-10 test JPEGs shipped in the package

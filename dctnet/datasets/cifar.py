@@ -24,7 +24,7 @@ from ..atomic import atomic_path
 from .download import download_folder, fetch
 from .jpegdataset import JpegDataset
 from .paths import bundled, check_split, data_root, missing_file
-from .progress import track
+from ..progressbar import progress as track_progress
 
 __all__ = ["load_cifar10", "sample_cifar10", "cifar10_tar_to_jpeg_zip", "download_cifar10",
            "CIFAR10_CLASSES", "CIFAR10_URL", "CIFAR10_SHA256"]
@@ -130,7 +130,7 @@ def cifar10_tar_to_jpeg_zip(tar_path, zip_path, quality: int = 75, *, progress: 
                     raise ValueError(f"{tar_path} has no member {batch}; expected the CIFAR-10 python tarball {CIFAR10_URL}")
                 where = f"{tar_path}:{members[batch].name}"
                 images, labels = _cifar10_batch(tar.extractfile(members[batch]).read(), where)
-                for image, label in track(zip(images, labels), progress, len(labels), batch, "image"):
+                for image, label in track_progress(zip(images, labels), len(labels), batch, "image", enabled=progress):
                     name = f"cifar10/{split}/{CIFAR10_CLASSES[label]}/{counts[label]:04d}.jpg"
                     counts[label] += 1
                     # A fixed timestamp makes the zip a function of the tarball alone.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from .paths import data_root
-from .progress import track
+from ..progressbar import progress as track_progress
 
 __all__ = ["sha256_file", "fetch", "download_folder"]
 
@@ -61,7 +61,7 @@ def fetch(urls, dest: Path, sha256: str, progress: bool = False) -> Path:
             h = hashlib.sha256()
             size = int(response.headers.get("Content-Length") or 0)
             chunks = iter(lambda: response.read(_CHUNK), b"")
-            for chunk in track(chunks, progress, math.ceil(size / _CHUNK) or None, dest.name, "MiB"):
+            for chunk in track_progress(chunks, math.ceil(size / _CHUNK) or None, dest.name, "MiB", enabled=progress):
                 h.update(chunk)
                 out.write(chunk)
             if h.hexdigest() != sha256:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import jpeg
 from ..baseline import read_stacked  # the batched reader: the one place this package imports it
-from .progress import progress_bar
+from ..progressbar import progress_bar
 
 __all__ = ["FORMS", "JpegCoefficients", "stack", "pixel_decoder", "BATCH_FILES", "BATCH_BYTES"]
 
@@ -77,7 +77,7 @@ def stack(tree, files, where: str, form: str, decoder: str | None = None, progre
     if form == "pixels" and decoder is None:
         decoder = pixel_decoder()
     out = _Stacks(len(files), where)
-    with progress_bar(progress, len(files), Path(where).name, "file") as bar:
+    with progress_bar(len(files), Path(where).name, "file", enabled=progress) as bar:
         if form == "pixels":  # a decode to pixels per file: nothing to batch
             for i, name in enumerate(files):
                 out.put(i, [p[None] for p in _decode(tree.read(name), f"{where}:{name}", form, decoder)], name)
