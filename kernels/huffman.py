@@ -208,7 +208,7 @@ def walk_markers(data, lo, hi, rows, result):
                 rows[n, R_END] = stop - lo
                 rows[n, R_DATA_END] = pos - lo
             n += 1
-            if pos >= hi:  # an SOS whose entropy-coded data runs to the end of the file
+            if m == 0xDA and pos >= hi:  # the scan's entropy-coded data runs to the end of the file
                 status = WALK_CUT_SCAN
                 break
     result[W_STATUS] = status

@@ -117,6 +117,10 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
             raise JpegError(f"{name}: progressive JPEG: the Numba decoder reads baseline files only; use decoder='auto'")
     try:
         fields = libjpeg.read(data, name, strict, markers, path)
+        try:
+            return JpegImage(**fields)
+        except ValueError as exc:  # libjpeg accepted something inconsistent
+            raise JpegError(f"{name}: {exc}") from exc
     except JpegError as exc:
         # strict=False: libjpeg's recovery is the reference, so it goes first; what it cannot read at
         # all (e.g. a Motion-JPEG frame without Huffman tables, which libjpeg 6b refuses) the Numba
@@ -133,10 +137,6 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         if strict:  # the Numba reader's fault names what strict=False would skip
             raise JpegError(f"{refused}; read_jpeg(..., strict=False) skips it as libjpeg does") from exc
         return image
-    try:
-        return JpegImage(**fields)
-    except ValueError as exc:  # libjpeg accepted something inconsistent
-        raise JpegError(f"{name}: {exc}") from exc
 
 
 def _load(sources):

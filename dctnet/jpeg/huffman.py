@@ -338,7 +338,7 @@ class Batch:
     ``taken[i]``: whether file i has a plan (False for progressive files and for
     files the parser refuses: libjpeg reads or names them; ``errors[i]`` holds the
     parser's :class:`~dctnet.JpegError` for the files it parsed). ``lenient``: the
-    parser and kernel's ``strict=False`` mode.
+    parser and kernel's ``strict=False`` mode (see :func:`read`).
     """
 
     def __init__(self, blobs, names, max_pixels=MAX_PIXELS, lenient: bool = False, markers=None):
@@ -418,7 +418,7 @@ class Batch:
         if not len(index):
             return images
         bases, total, groups = self._layout(index)
-        out, failed = self.decode(index, bases, total, threads)
+        out, failed, _ = self.decode(index, bases, total, threads)
         for at, comps in groups:
             files = index[at].tolist()
             stacks = [out[b:b + len(at) * bh * bw].reshape(len(at), bh, bw, 64) for b, bh, bw in comps]
@@ -454,7 +454,7 @@ class Batch:
         for c, (bh, bw) in enumerate(grid):
             bases[:, c] = starts[c] + taken * (bh * bw)
         if len(taken):
-            out, failed = self.decode(taken, bases, int(starts[-1]), threads)
+            out, failed, _ = self.decode(taken, bases, int(starts[-1]), threads)
         else:
             out, failed = np.zeros((int(starts[-1]), 64), np.int16), {}
         qtables = np.zeros((n, len(grid), 64), np.int32)
@@ -464,12 +464,13 @@ class Batch:
         decoded[taken[list(failed)]] = False
         return out, qtables, decoded
 
-    def decode(self, index, bases, nblocks: int, threads, lenient=False):
+    def decode(self, index, bases, nblocks: int, threads):
         """Run the kernel on the files ``index``; ``bases[k, c]``: first output block of file index[k]'s component c.
 
-        Returns ``(out, {k: message})`` for the files the kernel refused; with ``lenient``
-        (see ``kernels.decode_scan``) also ``{k: message}`` for the files it read leniently.
+        Returns ``(out, {k: message}, {k: message})``: the files the kernel refused, and
+        (``lenient``, see ``kernels.decode_scan``) what it skipped in the files it read.
         """
+        lenient = self.lenient
         offsets = self.offsets
         index = np.asarray(index, np.int64)
         m = len(index)
@@ -509,12 +510,10 @@ class Batch:
             with _threads(threads):
                 zeros = np.zeros(4096 if lenient else 0, np.uint8)  # see kernels.decode_scan
                 zeros.flags.writeable = self.data.flags.writeable  # the same Numba type as the data
-                kernels.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where, skipped, lenient,
-                               zeros)
+                kernels.decode_many(self.data, files, scans, *self.tables.arrays(), out, status, where, skipped,
+                                    lenient, zeros)
         failed = {int(k): f"{self.names[index[k]]}: {_MESSAGES.get(int(status[k]), f'decoder status {status[k]}')}, "
                           f"near byte {where[k] - offsets[index[k]]}" for k in np.flatnonzero(status)}
-        if not lenient:
-            return out, failed
         notes = {}
         for k in np.flatnonzero(skipped[:, 0] + skipped[:, 1]):
             size, resyncs, first = (int(v) for v in skipped[k])
@@ -616,13 +615,10 @@ def read(data: bytes, name: str = "<bytes>", max_pixels=MAX_PIXELS, strict: bool
         return None
     plan = batch.unique[batch.pid[0]]
     bases, total, _ = batch._layout([0])
-    if strict:
-        out, failed = batch.decode([0], bases, total, None)
-    else:
-        out, failed, notes = batch.decode([0], bases, total, None, lenient=True)
-        what = plan.notes + ([notes[0].removeprefix(f"{name}: ")] if notes else [])
-        if what and not failed:
-            warnings.warn(f"{name}: {'; '.join(what)}", JpegWarning, stacklevel=stacklevel)
+    out, failed, notes = batch.decode([0], bases, total, 1)  # one file: waking Numba's other threads costs more
+    what = plan.notes + ([notes[0].removeprefix(f"{name}: ")] if notes else [])  # strict: none
+    if what and not failed:
+        warnings.warn(f"{name}: {'; '.join(what)}", JpegWarning, stacklevel=stacklevel)
     if failed:
         raise JpegError(failed[0])
     coefficients = tuple(out[b:b + bh * bw].reshape(bh, bw, 64) for b, (bh, bw) in zip(bases[0], plan.grid))

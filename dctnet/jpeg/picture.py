@@ -9,13 +9,15 @@ box-upsampled in the DCT domain, colour-mapped coefficient-wise, level shift
 undone. :func:`encode_jpeg` is the exact inverse path from pixels. How files
 become images is docs/design.md §5.
 
->>> import numpy as np, dctnet
->>> img = dctnet.encode_jpeg(np.full((3, 16, 16), 200, np.uint8), quality=90)
->>> img.coefficients[0].shape, img.sampling
-((2, 2, 64), ((2, 2), (1, 1), (1, 1)))
->>> x = dctnet.read_jpeg(img.to_bytes()).to_dct("rgb")       # (3, 2, 2, 64) float32
->>> round(float(x[0, 0, 0, 0]) / 8)                          # DC / 8 = block mean
-200
+>>> import numpy as np
+>>> img = encode_jpeg(np.full((3, 16, 16), 200, np.uint8), quality=90)
+>>> x = img.to_dct("rgb")                                    # (3, 2, 2, 64) float32
+>>> x.shape, round(float(x[0, 0, 0, 0]) / 8)                 # DC / 8 = block mean
+((3, 2, 2, 64), 200)
+>>> stack = dct_picture([c[None] for c in img.coefficients], [q[None] for q in img.qtables],
+...                     img.sampling, img.color_space, 16, 16)    # a batch of one
+>>> stack.shape, bool(np.array_equal(stack[0], x))
+((1, 3, 2, 2, 64), True)
 """
 
 from __future__ import annotations
