@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -641,3 +642,74 @@ def test_dct_picture_of_a_stack_equals_each_image(sampling, size):
         batch = dctnet.dct_picture(coefs, qtables.transpose(1, 0, 2), sampling, space, h, w, color, np.float64)
         expected = np.stack([img.to_dct(color, np.float64) for img in images])
         np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- the marker walk
+
+def _python_walk(data):
+    """An independent walk: ``(marker, payload start, payload end, data end)`` per segment, as the standard lays them out."""
+    out, pos = [], 2
+    while True:
+        while data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return out
+        if 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        stop = end
+        if marker == 0xDA:  # entropy-coded data: up to the next FF that is neither FF 00 nor RSTn
+            while not (data[stop] == 0xFF and data[stop + 1] not in (0x00, *range(0xD0, 0xD8), 0xFF)):
+                stop += 1
+            while data[stop - 1] == 0xFF:  # fill bytes before the marker are not data
+                stop -= 1
+        out.append([marker, pos + 4, end, stop])
+        pos = stop
+
+
+@pytest.mark.parametrize("kw", [{}, {"progressive": True}, {"restart_marker_blocks": 1}, {"optimize": True}])
+def test_marker_walk_matches_a_plain_walk(kw):
+    data = pillow(33, 47, "4:2:0", 75, **kw)
+    padded = data[:2] + b"\xff\xff" + data[2:-2] + b"\xff\xff\xd9"  # fill bytes before a marker and before EOI
+    for d, progressive in ((data, "progressive" in kw), (padded, "progressive" in kw), (cmyk_file(17, 33), False)):
+        m = markers.walk(d)
+        assert m.complete and m.fault() is None and m.segments == _python_walk(d)
+        scans = [i for i, s in enumerate(m.segments) if s[0] == 0xDA]
+        assert m.first_scan == scans[0] and (len(scans) > 1) == progressive
+    many = [data, padded, pillow(9, 7, "gray", 50), b"", data[:100]]
+    offsets = np.cumsum([0] + [len(d) for d in many])
+    results = markers.walk_many(np.frombuffer(b"".join(many), np.uint8), offsets)
+    for d, row in zip(many, results):
+        m = markers.walk(d)
+        scan = m.segments[m.first_scan][2:] if m.first_scan >= 0 else [-1, -1]
+        assert row.tolist() == [m.status, m.where, len(m.segments), m.first_scan, *scan]
+
+
+def test_marker_walk_faults_are_named():
+    data = pillow(17, 33, "4:2:0", 75)
+    app0 = data[:4 + int.from_bytes(data[4:6], "big")]  # SOI and the JFIF segment
+    sof = _find_segment(data, 0xC0)
+    cases = {
+        b"": "empty file",
+        b"GIF89a": "not a JPEG file .* found 47 49",
+        app0: "ends before its EOI marker",  # cut right after a segment
+        app0 + b"\x12": "found byte 12 at offset 20 where a marker",
+        app0 + b"\xff\x00": "stray byte pair FF 00 at offset 20",
+        app0 + b"\xff\xd8": "a second SOI",
+        app0 + b"\xff\xdb\x00": "ends inside a marker segment",
+        app0 + b"\xff\xdb\x00\x01": "marker FF DB at offset 20 has a bad length 1",
+        data[:-2]: "ends inside the entropy-coded data",
+    }
+    for d, message in cases.items():
+        m = markers.walk(d)
+        assert not m.complete and m.fault() is not None
+        assert re.search(message, m.fault()), (message, m.fault())
+        with pytest.raises(JpegError, match=f"cut.jpg: .*{message}"):
+            huffman.read(d, "cut.jpg")
+    # the frame header of a file cut inside it still names an unsupported kind before any decoding
+    twelve = _patch(data, sof + 4, b"\x0c")[:sof + 12]
+    assert markers.walk(twelve).frame() == (0xC0, 12, 17, 33, 3)
+    with pytest.raises(JpegError, match="12-bit"):
+        dctnet.read_jpeg(twelve)
