@@ -16,7 +16,8 @@ The caller describes its files with two int64 tables (columns named below): one
 row per file (geometry, where each component's blocks go, which scans are its)
 and one row per scan (where its entropy-coded data lies, its components and
 their Huffman tables, the restart interval). ``decode_many`` decodes the files
-in parallel (``prange``), one status code per file."""
+in parallel (``prange``), one status code per file.
+"""
 
 import numpy as np
 from numba import njit, prange

@@ -420,3 +420,30 @@ def test_cifar10_zip_files_read(data_dir):
             img = read_jpeg(z.read(name))
             assert [c.shape for c in img.coefficients] == [(4, 4, 64), (2, 2, 64), (2, 2, 64)]
             np.testing.assert_array_equal(img.qtables[0], dctnet.quant_table(75, "luma"))
+
+
+# ----------------------------------------------------------------------------- the package's layout
+
+
+def test_reader_modules_import_downwards_only():
+    """dctnet.jpeg: each module imports only modules below it (no circles, also none inside functions),
+    no private name of another module, and nothing of dctnet above the plain-array layer."""
+    import ast
+    from pathlib import Path
+
+    layers = ["errors", "markers", "libjpeg", "picture", "huffman", "files", "__init__"]
+    allowed_outside = {"transform", "backend", "kernels"}
+    root = Path(dctnet.jpeg.__file__).parent
+    assert sorted(p.stem for p in root.glob("*.py")) == sorted(layers)
+    for module in layers:
+        for node in ast.walk(ast.parse((root / f"{module}.py").read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            if node.level == 2:  # from ..x import y: the rest of dctnet
+                assert node.module.split(".")[0] in allowed_outside, (module, node.module)
+                targets = [node.module]
+            else:  # from .x import y, or from . import x
+                targets = [node.module] if node.module else [alias.name for alias in node.names]
+                for target in targets:
+                    assert layers.index(target) < layers.index(module), f"{module} imports {target}"
+            assert not [a.name for a in node.names if a.name.startswith("_")], (module, node.module)
