@@ -673,7 +673,9 @@ def _python_walk(data):
 def test_marker_walk_matches_a_plain_walk(kw):
     data = pillow(33, 47, "4:2:0", 75, **kw)
     padded = data[:2] + b"\xff\xff" + data[2:-2] + b"\xff\xff\xd9"  # fill bytes before a marker and before EOI
-    for d, progressive in ((data, "progressive" in kw), (padded, "progressive" in kw), (cmyk_file(17, 33), False)):
+    comments = data[:2] + b"\xff\xfe\x00\x03x" * 40 + data[2:]  # more segments than walk's first try holds
+    for d, progressive in ((data, "progressive" in kw), (padded, "progressive" in kw), (comments, "progressive" in kw),
+                           (cmyk_file(17, 33), False)):
         m = markers.walk(d)
         assert m.complete and m.fault() is None and m.segments == _python_walk(d)
         scans = [i for i, s in enumerate(m.segments) if s[0] == 0xDA]

@@ -42,7 +42,7 @@ def _is_frame(marker: int) -> bool:
 class Markers:
     """The marker walk of one file.
 
-    - ``segments``: ``(marker, start, end, data_end)`` per marker segment in file
+    - ``segments``: ``[marker, start, end, data_end]`` per marker segment in file
       order: its payload ``data[start:end]`` (after the length field) and, for SOS,
       the end of the entropy-coded data that follows (``data[end:data_end]``);
     - ``status``: why the walk stopped (``kernels.huffman.WALK_*``), ``where`` the
