@@ -41,7 +41,7 @@ PACKAGE = "dctnet"
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
     ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.transform",
-                      "dctnet.jpeg", "dctnet.baseline", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
+                      "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
