@@ -6,6 +6,10 @@ keeps what backward needs. Users call lowercase wrappers that go through
 ``Op.apply``. :meth:`Tensor.backward` walks the graph in an iterative
 topological order, so depth is limited by memory, not by Python's recursion.
 
+This module is the graph core (grad mode, :class:`Function`, :class:`Tensor`'s
+data and backward) and imports no op: :mod:`dctnet.ops` imports it and installs
+Tensor's operators (see there why).
+
 >>> import numpy as np
 >>> x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
 >>> y = (x * x).sum()
@@ -103,9 +107,14 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, dtype=None)``; ``.data`` is the NumPy or
     CuPy array, ``.grad`` the accumulated gradient after :meth:`backward`.
+
+    The operators and array methods (``+ - * / ** @ []``, ``sum``, ``mean``,
+    ``reshape``, ``transpose``, ``.T``, ``exp``, ``log``, ``astype``) are
+    installed by :mod:`dctnet.ops`, next to the ops they call; ``import dctnet``
+    always loads it.
     """
 
-    _is_tensor = True
+    _is_tensor = True  # recognised by backend.is_tensor: the array layer cannot import this class
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -144,9 +153,6 @@ class Tensor:
     def detach(self):
         """The same data, cut from the graph."""
         return Tensor(self.data)
-
-    def astype(self, dtype):
-        return _ops().astype(self, dtype)
 
     # -- backward -------------------------------------------------------------
     def backward(self, grad=None):
@@ -194,76 +200,6 @@ class Tensor:
                     )
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg
-
-    # -- operators (defined in ops.py, bound lazily to avoid an import cycle) ----
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __pow__(self, exponent):
-        return _ops().power(self, exponent)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _ops().reshape(self, shape)
-
-    def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _ops().transpose(self, axes or None)
-
-    @property
-    def T(self):
-        return _ops().transpose(self, None)
-
-    def exp(self):
-        return _ops().exp(self)
-
-    def log(self):
-        return _ops().log(self)
-
-
-def _ops():
-    from . import ops
-
-    return ops
 
 
 def as_tensor(x):

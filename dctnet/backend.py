@@ -2,7 +2,12 @@
 
 Code is written once against ``xp = get_array_module(*arrays)``. CuPy is optional:
 it is imported lazily, the first time it is needed, and probed with one tiny
-allocation so that a CuPy without a working GPU counts as absent.
+allocation so that a CuPy without a working GPU counts as absent. The same
+``xp`` picks the Numba kernels (:func:`kernel_module`) and keys the cache of
+constant tables each device needs (:func:`device_constant`).
+
+This is the bottom layer: it imports nothing else of dctnet. A ``dctnet.Tensor``
+is recognised by duck typing (:func:`is_tensor`), not by importing the autograd.
 
 >>> import numpy as np
 >>> get_array_module(np.zeros(3)) is np
@@ -11,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -22,6 +28,9 @@ __all__ = [
     "to_device",
     "asnumpy",
     "is_cupy_array",
+    "is_tensor",
+    "kernel_module",
+    "device_constant",
 ]
 
 _BACKENDS = ("numpy", "cupy")
@@ -71,6 +80,15 @@ def is_cupy_array(x) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def is_tensor(x) -> bool:
+    """True for a ``dctnet.Tensor``, told by its ``_is_tensor`` class marker.
+
+    The array layer (transform, kernels, the reader) sits below the autograd and
+    must not import it; this lets it recognise a Tensor passed by mistake.
+    """
+    return getattr(x, "_is_tensor", False) is True
+
+
 def get_array_module(*arrays):
     """The array module (``numpy`` or ``cupy``) of ``arrays``.
 
@@ -79,7 +97,7 @@ def get_array_module(*arrays):
     """
     found_cupy = found_numpy = False
     for a in arrays:
-        a = a.data if getattr(a, "_is_tensor", False) else a  # dctnet.Tensor
+        a = a.data if is_tensor(a) else a
         if is_cupy_array(a):
             found_cupy = True
         elif isinstance(a, (np.ndarray, np.generic)):
@@ -120,3 +138,39 @@ def asnumpy(x):
     if is_cupy_array(x):
         return x.get()
     return np.asarray(x)
+
+
+def kernel_module(name: str, xp):
+    """The Numba kernel module ``dctnet.kernels.<name>`` for ``xp``: the CPU one for
+    NumPy, its CUDA twin ``<name>_cuda`` for CuPy (imported on first use, so
+    ``numba.cuda`` loads only when a GPU array asks for it).
+
+    >>> kernel_module("blockdct", np).__name__
+    'dctnet.kernels.blockdct'
+    """
+    return importlib.import_module(f"dctnet.kernels.{name}" + ("" if xp is np else "_cuda"))
+
+
+_CONSTANTS: dict = {}
+
+
+def device_constant(build, xp, *args):
+    """``build(*args)``, a NumPy array, as an array of ``xp``: built and copied once.
+
+    The one cache of the constant tables that kernels and layers need on each
+    device (DCT matrices, permutations, the exploded-convolution basis), keyed
+    by ``build``, the array module and ``args`` (hashable, e.g. a ``np.dtype``),
+    so a GPU call does not copy the same table each time. The result is shared:
+    the NumPy one is read-only, and nobody may write to a CuPy one.
+
+    >>> eye = device_constant(np.eye, np, 3)
+    >>> eye is device_constant(np.eye, np, 3), eye.flags.writeable
+    (True, False)
+    """
+    key = (build, xp.__name__, args)
+    table = _CONSTANTS.get(key)
+    if table is None:
+        table = np.array(build(*args))  # a private copy: the builder may return a shared array
+        table.flags.writeable = False
+        table = _CONSTANTS[key] = table if xp is np else xp.asarray(table)
+    return table

@@ -30,10 +30,11 @@ optimizer configuration) goes through mpi4py's pickling collectives.
 
 Batch normalization: :class:`SyncBatchNorm2d` and :class:`SyncDCTBatchNorm`
 compute the batch statistics over the global batch (and their backward the two
-per-channel gradient sums), so N processes train exactly like one process on
-the whole batch. :func:`dctnet.convert` turns SyncBatchNorm2d into
-SyncDCTBatchNorm. Models saved for single-process use are best saved as
-``revert_sync_batchnorm(model)`` (plain BN, sharing the parameters).
+per-channel gradient sums): they are plain batch norm with an allreduce as
+its reduction hook, so N processes train like one process on the whole
+batch. :func:`dctnet.convert` turns SyncBatchNorm2d into SyncDCTBatchNorm
+(its declared JPEG-domain form). Models saved for single-process use are best
+saved as ``revert_sync_batchnorm(model)`` (plain BN, sharing the parameters).
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ import sys
 import numpy as np
 
 from . import nn
-from .autograd import Function
-from .functional import dct_norm
 from .backend import get_array_module, is_cupy_array
 
 __all__ = [
@@ -339,144 +338,27 @@ def allreduce_gradients(model):
 # ----------------------------------------------------------------------------- synchronized batch norm
 
 
-def _global_moments(count, mean, m2, dtype):
-    """Global ``(count, mean, biased var)`` per channel from every rank's local ones.
-
-    Chan et al.'s pairwise combination of (count, mean, sum of squared
-    deviations), in float64 and in rank order, so it is stable and every rank
-    gets bitwise the same result.
-    """
-    xp = get_array_module(mean)
-    c = mean.shape[0]
-    local = xp.concatenate([xp.full(1, count, np.float64), mean.astype(np.float64), m2.astype(np.float64)])
-    every = _allgather(local)
-    counts, means, m2s = every[:, :1], every[:, 1:1 + c], every[:, 1 + c:]
-    total = float(counts.sum())
-    if total <= 1:
-        raise ValueError("batch norm in training mode needs more than one value per channel over all ranks, "
-                         f"found {total:.0f}")
-    mu = (counts * means).sum(axis=0) / total
-    var = (m2s.sum(axis=0) + (counts * (means - mu) ** 2).sum(axis=0)) / total
-    return total, mu.astype(dtype), var.astype(dtype)
-
-
-def _update_running(running_mean, running_var, mu, var, count, momentum):
-    for running, stat in ((running_mean, mu), (running_var, var * (count / (count - 1)))):
-        if running is not None:
-            running *= 1 - momentum
-            running += (momentum * stat).astype(running.dtype)
-
-
-class _SyncBatchNorm(Function):
-    """Training-mode spatial BN with statistics over every rank's batch."""
-
-    def forward(ctx, x, running_mean, running_var, weight, bias, momentum=0.1, eps=1e-5):
-        xp = get_array_module(x)
-        c = x.shape[1]
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, c) + (1,) * (x.ndim - 2)
-        n = x.size // c
-        local_mean = x.mean(axis=axes) if n else xp.zeros(c, x.dtype)
-        xc = x - local_mean.reshape(shape)
-        local_m2 = (xc * xc).sum(axis=axes)
-        count, mu, var = _global_moments(n, local_mean, local_m2, x.dtype)
-        _update_running(running_mean, running_var, mu, var, count, momentum)
-        xp.subtract(x, mu.reshape(shape), out=xc)
-        inv_std = 1 / xp.sqrt(var + eps)
-        scale = inv_std if weight is None else weight * inv_std
-        out = xc * scale.reshape(shape)
-        if bias is not None:
-            out += bias.reshape(shape)
-        ctx.save_for_backward(xc, inv_std, weight)
-        ctx.axes, ctx.shape, ctx.count, ctx.has_bias = axes, shape, count, bias is not None
-        return out
-
-    def backward(ctx, g):
-        xc, inv_std, weight = ctx.saved
-        axes, shape, need, c = ctx.axes, ctx.shape, ctx.needs_input_grad, xc.shape[1]
-        xp = get_array_module(g)
-        local = xp.concatenate([g.sum(axis=axes), (g * xc).sum(axis=axes)])  # sum g, sum g * (x - mu)
-        gx = None
-        if need[0]:
-            total = _allreduce_inplace(local.copy())
-            gb, gxc = total[:c], total[c:]
-            scale = inv_std if weight is None else weight * inv_std
-            gx = g - (gb / ctx.count).reshape(shape)
-            gx -= xc * (gxc * inv_std * inv_std / ctx.count).reshape(shape)
-            gx *= scale.reshape(shape)
-        # Parameter gradients stay local: allreduce_gradients averages them with the rest.
-        gw = local[c:] * inv_std if weight is not None and need[3] else None
-        gbias = local[:c] if ctx.has_bias and need[4] else None
-        return gx, None, None, gw, gbias
-
-
-class _SyncDCTBatchNorm(Function):
-    """Training-mode DCT-domain BN (DESIGN.md §3) with statistics over every rank's batch."""
-
-    def forward(ctx, x, running_mean, running_var, weight, bias, momentum=0.1, eps=1e-5):
-        xp = get_array_module(x)
-        if x.ndim != 5 or x.shape[-1] != 64:
-            raise ValueError(f"SyncDCTBatchNorm expects (N, C, BH, BW, 64), found shape {x.shape}")
-        c = x.shape[1]
-        blocks = x.shape[0] * x.shape[2] * x.shape[3]
-        n = blocks * 64  # pixels per channel
-        if n:  # pixel mean = mean(DC) / 8; sum over pixels of (x - mean)^2 = sum_k F_k^2 - n * mean^2
-            local_mean = x[..., 0].sum(axis=(0, 2, 3)) / (8 * blocks)
-            local_m2 = (x * x).sum(axis=dct_norm._AXES) - n * local_mean * local_mean
-        else:
-            local_mean = local_m2 = xp.zeros(c, x.dtype)
-        count, mu, var = _global_moments(n, local_mean, local_m2, x.dtype)
-        var = xp.maximum(var, 0)
-        _update_running(running_mean, running_var, mu, var, count, momentum)
-        inv_std = 1 / xp.sqrt(var + eps)
-        out, gamma = dct_norm.affine(x, mu, inv_std, weight, bias)
-        ctx.save_for_backward(x, mu, inv_std, gamma)
-        ctx.count = count
-        return out
-
-    def backward(ctx, dy):
-        x, mu, inv_std, gamma = ctx.saved
-        xp = get_array_module(dy)
-        c = x.shape[1]
-        xhat = dct_norm.normalized(x, mu, inv_std)
-        local = xp.concatenate(dct_norm.parameter_grads(dy, xhat))
-        dx = None
-        if ctx.needs_input_grad[0]:
-            total = _allreduce_inplace(local.copy())
-            dx = dct_norm.batch_input_grad(dy, xhat, total[:c], total[c:], ctx.count, gamma, inv_std)
-        return dx, None, None, local[:c], local[c:]
-
-
-def _sync_forward(module, x, function):
-    if not module.training or _comm is None:
-        return nn.BatchNorm2d.forward(module, x)  # plain (DCT) batch norm
-    shape = tuple(x.shape)
-    if len(shape) < 2 or shape[1] != module.num_features:
-        raise ValueError(f"{type(module).__name__}({module.num_features}) expects (N, {module.num_features}, ...), "
-                         f"found shape {shape}")
-    module.num_batches_tracked += 1
-    return function.apply(x, module.running_mean, module.running_var, module.weight, module.bias,
-                          momentum=module.momentum, eps=module.eps)
-
-
 class SyncBatchNorm2d(nn.BatchNorm2d):
     """:class:`~dctnet.nn.BatchNorm2d` whose training statistics cover the global batch.
 
-    Same parameters, buffers and ``state_dict`` keys; in eval mode or in a
-    one-process world it is plain BatchNorm2d. The running statistics are
-    updated identically on every rank (the variance unbiased with the global
-    count).
+    Its reduction hook sums the per-channel partial sums over the ranks
+    (``Allreduce``; NCCL for CuPy arrays), so the arithmetic is plain batch
+    norm's (:mod:`dctnet.functional.norm`) on the union of every rank's
+    batch. Same parameters, buffers and ``state_dict`` keys; the running
+    statistics are updated identically on every rank (the variance unbiased
+    with the global count). Every rank must call it in step (a collective).
     """
 
-    def forward(self, x):
-        return _sync_forward(self, x, _SyncBatchNorm)
+    reduce = staticmethod(_allreduce_inplace)
+
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(SyncDCTBatchNorm)
 
 
 class SyncDCTBatchNorm(nn.DCTBatchNorm):
     """:class:`~dctnet.nn.DCTBatchNorm` whose training statistics cover the global batch."""
 
-    def forward(self, x):
-        return _sync_forward(self, x, _SyncDCTBatchNorm)
+    reduce = staticmethod(_allreduce_inplace)
 
 
 _TO_SYNC = {nn.BatchNorm2d: SyncBatchNorm2d, nn.DCTBatchNorm: SyncDCTBatchNorm}
@@ -484,20 +366,11 @@ _FROM_SYNC = {SyncBatchNorm2d: nn.BatchNorm2d, SyncDCTBatchNorm: nn.DCTBatchNorm
 
 
 def _replace(module, table):
-    kind = type(module)
-    if kind in table:
-        new = table[kind](**module._args)
-        object.__setattr__(new, "_parameters", dict(module._parameters))  # the same Parameter objects
-        object.__setattr__(new, "_buffers", module._buffers)  # one dict: running statistics stay shared
-        return new.train(module.training)
-    if not module._modules:
+    if type(module) in table:
+        return module.twin(table[type(module)])
+    if next(module.children(), None) is None:
         return module
-    new = object.__new__(kind)  # a shallow copy with replaced children (as dctnet.convert does)
-    new.__dict__.update(module.__dict__)
-    object.__setattr__(new, "_parameters", dict(module._parameters))
-    object.__setattr__(new, "_buffers", module._buffers)
-    object.__setattr__(new, "_modules", {name: _replace(c, table) for name, c in module._modules.items()})
-    return new
+    return module.with_children(lambda name, child: _replace(child, table))
 
 
 def convert_sync_batchnorm(model):

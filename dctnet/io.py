@@ -10,7 +10,8 @@ kept in order; and, for checkpoints, the group ``optimizer/`` with a JSON
 Nothing is ever pickled: loading reads JSON strings and numeric arrays only, and
 rebuilds modules and optimizers through registries, so a file cannot run code.
 Saving writes a temporary file next to the target and renames it over the
-target, so an interrupted save leaves the previous file intact.
+target (:mod:`dctnet.atomic`), so an interrupted save leaves the previous file
+intact.
 
 >>> import os, tempfile, numpy as np
 >>> from dctnet import nn
@@ -26,16 +27,16 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_hdf5
 from .backend import asnumpy, to_device
+from .version import __version__
 
 __all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
 
@@ -71,32 +72,19 @@ def save(model, path, optimizer=None, **metadata):
     opt_state = optimizer.state_dict() if optimizer is not None else None
     opt_config = _to_json(opt_state["config"], "the optimizer's config") if opt_state else None
 
-    from . import __version__
-
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
-        # libver v108 allows attributes above 64 KiB (large architectures).
-        with h5py.File(tmp, "x", libver="v108") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["dctnet_version"] = __version__
-            f.attrs["architecture"] = architecture
-            f.attrs["metadata"] = metadata_json
-            f.attrs["training"] = bool(model.training)
-            _write_arrays(f.create_group("state", track_order=True), state)
-            if opt_state is not None:
-                group = f.create_group("optimizer")
-                group.attrs["config"] = opt_config
-                _write_arrays(group.create_group("state", track_order=True), opt_state["state"])
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())  # the data must be on disk before the rename makes it current
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_folder(folder)
+    # libver v108 allows attributes above 64 KiB (large architectures).
+    with atomic_hdf5(path, libver="v108") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["dctnet_version"] = __version__
+        f.attrs["architecture"] = architecture
+        f.attrs["metadata"] = metadata_json
+        f.attrs["training"] = bool(model.training)
+        _write_arrays(f.create_group("state", track_order=True), state)
+        if opt_state is not None:
+            group = f.create_group("optimizer")
+            group.attrs["config"] = opt_config
+            _write_arrays(group.create_group("state", track_order=True), opt_state["state"])
 
 
 def _to_json(value, what, per_key=False):
@@ -123,20 +111,6 @@ def _write_arrays(group, arrays):
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"cannot store {name!r} of dtype {array.dtype}: only numeric arrays are saved")
         group.create_dataset(name, data=array)
-
-
-def _fsync_folder(folder):
-    """Make the rename itself durable (POSIX); harmless to skip where unsupported."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- loading -----------------------------------------------------------------------

@@ -8,7 +8,10 @@ module classes, so model files never hold code.
 
 Pixel-domain layers take NCHW arrays; JPEG-domain layers (``DCT*``,
 :class:`ASMReLU`) take DCT coefficients (N, C, BH, BW, 64) and compute the same
-function. :func:`dctnet.convert` turns the former into the latter.
+function. Every layer declares which it is (:attr:`Module.input_domain`) and,
+if it is a pixel-domain layer with a JPEG-domain twin, builds it
+(:meth:`Module.jpeg_form`); :func:`dctnet.convert` and
+:func:`dctnet.model_domain` read nothing else.
 
 >>> import numpy as np, dctnet
 >>> from dctnet import nn
@@ -33,13 +36,14 @@ from .autograd import Tensor, as_tensor, is_grad_enabled, no_grad
 from .backend import asnumpy, get_array_module, to_device
 
 __all__ = [
-    "Module", "Parameter", "MODULES", "from_config", "manual_seed",
+    "Module", "Parameter", "MODULES", "DOMAINS", "from_config", "manual_seed",
     "Conv2d", "BatchNorm2d", "ReLU", "Linear", "Sequential", "Identity", "Flatten",
     "GlobalAvgPool", "AvgPool2d", "Normalize", "ResidualBlock",
     "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTNormalize",
 ]
 
 MODULES: dict[str, type] = {}
+DOMAINS = ("pixel", "jpeg", "any")  # the values of Module.input_domain
 _rng = np.random.default_rng()
 
 
@@ -75,12 +79,28 @@ class Module:
     Constructor arguments are recorded for :meth:`config`; they must be JSON
     values (numbers, strings, lists) or sub-modules stored under the
     argument's name.
+
+    A layer declares its domain for :func:`dctnet.convert` with the class
+    attribute ``input_domain``: ``"pixel"`` (the default; NCHW arrays),
+    ``"jpeg"`` (DCT coefficients (N, C, BH, BW, 64)) or ``"any"`` (its own
+    forward works on either: it acts after pooling, or only composes its
+    children, which convert converts). A pixel-domain layer with a
+    JPEG-domain twin returns it from :meth:`jpeg_form`.
+
+    >>> Conv2d.input_domain, DCTConv2d.input_domain, Sequential.input_domain
+    ('pixel', 'jpeg', 'any')
     """
 
-    _domain_agnostic = False  # True: forward works unchanged on DCT inputs once children are converted
+    input_domain = "pixel"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if cls.input_domain not in DOMAINS:
+            raise TypeError(f"{cls.__name__}.input_domain must be one of {DOMAINS}, found {cls.input_domain!r}")
+        # An inherited form was built for the parent's constructor and forward: one that redefines either
+        # has no JPEG-domain form until it declares its own.
+        if "jpeg_form" not in cls.__dict__ and ("__init__" in cls.__dict__ or "forward" in cls.__dict__):
+            cls.jpeg_form = Module.jpeg_form
         MODULES[cls.__name__] = cls
 
     def __new__(cls, *args, **kwargs):
@@ -131,6 +151,45 @@ class Module:
     def register_buffer(self, name, array):
         """Register a non-trainable array (saved in ``state_dict``, moved by ``to``)."""
         self._buffers[name] = array
+
+    # -- other forms of the same layer ------------------------------------------------
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        """The JPEG-domain layer computing what this pixel-domain layer computes, or None if none does.
+
+        It shares this layer's Parameters and buffers (see :meth:`twin`);
+        ``relu_frequencies`` and ``relu`` choose the ReLU approximation (see
+        :func:`dctnet.convert`). Children are not included: convert handles
+        them.
+
+        >>> Conv2d(1, 2, 3).jpeg_form()
+        DCTConv2d(in_channels=1, out_channels=2, kernel_size=3, stride=1, padding=0, bias=True, method='auto')
+        """
+        return None
+
+    def twin(self, cls):
+        """A ``cls`` built from this module's constructor arguments that shares its state.
+
+        The same Parameter objects and the very same buffer dict (so running
+        statistics, updated in place or reassigned, stay shared), and the
+        same training mode: training either trains both. For leaf modules,
+        e.g. a layer's JPEG-domain or synchronized form.
+        """
+        new = cls(**self._args)
+        object.__setattr__(new, "_parameters", dict(self._parameters))
+        object.__setattr__(new, "_buffers", self._buffers)
+        return new.train(self.training)
+
+    def with_children(self, fn):
+        """A shallow copy of this module, sharing its state, with each child replaced by ``fn(name, child)``.
+
+        The constructor is not run again; Parameters and buffers are shared as in :meth:`twin`.
+        """
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "_parameters", dict(self._parameters))
+        object.__setattr__(new, "_buffers", self._buffers)
+        object.__setattr__(new, "_modules", {name: fn(name, child) for name, child in self._modules.items()})
+        return new
 
     # -- traversal ---------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -313,9 +372,16 @@ class Conv2d(Module):
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(DCTConv2d)  # the same kernel
+
 
 class BatchNorm2d(Module):
-    """Batch normalization over (N, H, W) per channel, PyTorch semantics."""
+    """Batch normalization over (N, H, W) per channel, PyTorch semantics.
+
+    ``reduce`` (a class attribute; None here) sums the training statistics
+    over processes: see :mod:`dctnet.distributed`'s SyncBatchNorm2d.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -326,24 +392,30 @@ class BatchNorm2d(Module):
         self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
 
     _function = staticmethod(F.batch_norm)
+    reduce = None
 
     def forward(self, x):
         if self.training:
             self.num_batches_tracked += 1
-        return self._function(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
-        )
+        return self._function(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                              self.momentum, self.eps, reduce=self.reduce)
+
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(DCTBatchNorm)  # the same affine parameters and running statistics
 
 
 class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return ASMReLU(relu_frequencies, relu).train(self.training)
+
 
 class Linear(Module):
     """``x @ weight.T + bias``; PyTorch's default initialization."""
 
-    _domain_agnostic = True
+    input_domain = "any"  # acts on (N, C) features
 
     def __init__(self, in_features, out_features, bias=True):
         self.in_features, self.out_features = in_features, out_features
@@ -356,7 +428,7 @@ class Linear(Module):
 
 
 class Identity(Module):
-    _domain_agnostic = True
+    input_domain = "any"
 
     def forward(self, x):
         return x
@@ -365,7 +437,7 @@ class Identity(Module):
 class Flatten(Module):
     """(N, ...) -> (N, -1)."""
 
-    _domain_agnostic = True
+    input_domain = "any"  # used after pooling, on (N, C, 1, 1) or (N, C)
 
     def forward(self, x):
         x = as_tensor(x)
@@ -377,6 +449,9 @@ class GlobalAvgPool(Module):
 
     def forward(self, x):
         return F.global_avg_pool(x)
+
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(DCTGlobalAvgPool)
 
 
 class AvgPool2d(Module):
@@ -407,6 +482,9 @@ class Normalize(Module):
         dtype = x.dtype
         return (x - xp.asarray(self.mean.astype(dtype)).reshape(shape)) * xp.asarray((1 / self.std).astype(dtype)).reshape(shape)
 
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(DCTNormalize)
+
 
 class Sequential(Module):
     """Layers applied in order; children are named "0", "1", ...
@@ -415,7 +493,7 @@ class Sequential(Module):
     Identity()
     """
 
-    _domain_agnostic = True
+    input_domain = "any"  # only composes its children
 
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
@@ -453,7 +531,7 @@ class ResidualBlock(Module):
     unchanged in the JPEG domain once they are converted.
     """
 
-    _domain_agnostic = True
+    input_domain = "any"
 
     def __init__(self, in_channels, out_channels, stride=1):
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
@@ -484,6 +562,8 @@ class DCTConv2d(Conv2d):
     kernel changes.
     """
 
+    input_domain = "jpeg"
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, method="auto"):
         if method not in F.dct_conv.METHODS:
             raise ValueError(f"method must be one of {F.dct_conv.METHODS}, found {method!r}")
@@ -506,14 +586,17 @@ class DCTConv2d(Conv2d):
 class DCTBatchNorm(BatchNorm2d):
     """:class:`BatchNorm2d` on DCT coefficients, exactly equal to it on the pixels."""
 
+    input_domain = "jpeg"
     _function = staticmethod(F.dct_batch_norm)
 
 
 class ASMReLU(Module):
     """ReLU on DCT coefficients by spatial masking from ``frequencies`` (1..15).
 
-    ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the baseline).
+    ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the paper's comparison: ReLU of the approximated pixels).
     """
+
+    input_domain = "jpeg"
 
     def __init__(self, frequencies=15, method="asm"):
         if method not in ("asm", "apx"):
@@ -527,6 +610,8 @@ class ASMReLU(Module):
 class DCTGlobalAvgPool(Module):
     """(N, C, BH, BW, 64) -> (N, C): the mean of the DC coefficients over 8."""
 
+    input_domain = "jpeg"
+
     def forward(self, x):
         return F.dct_global_avg_pool(x)
 
@@ -534,14 +619,13 @@ class DCTGlobalAvgPool(Module):
 class DCTNormalize(Normalize):
     """:class:`Normalize` applied to DCT coefficients (only the DC moves)."""
 
+    input_domain = "jpeg"
+
     def forward(self, x):
         return F.dct_normalize(as_tensor(x), self.mean, self.std)
 
 
 def __getattr__(name):
-    # JPEGLayer lives in dctnet.jpegdl (it builds on this module); reachable here too, as nn.JPEGLayer.
-    if name == "JPEGLayer":
-        from .jpegdl import JPEGLayer
-
-        return JPEGLayer
+    if name == "JPEGLayer":  # it was reachable here; it builds on this module, so it lives above it
+        raise AttributeError("dctnet.nn.JPEGLayer moved to dctnet.jpegdl.JPEGLayer (also dctnet.JPEGLayer)")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 Each op is a :class:`~dctnet.autograd.Function`; the lowercase functions are what
 users (and ``Tensor``'s operators) call. Arguments may be Tensors, arrays or
-Python scalars; only Tensors with ``requires_grad`` receive gradients.
+Python scalars; only Tensors with ``requires_grad`` receive gradients. Importing
+this module installs Tensor's operators (the end of this file says why).
 
 >>> import numpy as np
 >>> from dctnet import Tensor
@@ -14,6 +15,8 @@ array([2., 2., 2.])
 """
 
 from __future__ import annotations
+
+import types
 
 import numpy as np
 
@@ -291,3 +294,85 @@ def astype(a, dtype):
 def concatenate(tensors, axis=0):
     """Join tensors along ``axis``."""
     return Concatenate.apply(*tensors, axis=axis)
+
+
+# -- Tensor's operators --------------------------------------------------------
+# autograd.py holds the graph core and knows nothing of the ops, so the
+# dependency runs one way (ops imports autograd; no import circle, no lazy
+# import). The operators are written here, as methods of a plain class next to
+# the ops they call, and copied onto Tensor when this module is imported, which
+# dctnet/__init__.py does: a Tensor always has them once dctnet is imported.
+class _TensorOperators:
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __pow__(self, exponent):
+        return power(self, exponent)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __getitem__(self, index):
+        return getitem(self, index)
+
+    def sum(self, axis=None, keepdims=False):
+        return sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return mean(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return reshape(self, shape)
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return transpose(self, axes or None)
+
+    @property
+    def T(self):
+        return transpose(self, None)
+
+    def exp(self):
+        return exp(self)
+
+    def log(self):
+        return log(self)
+
+    def astype(self, dtype):
+        return astype(self, dtype)
+
+
+for _name, _member in vars(_TensorOperators).items():
+    if isinstance(_member, (types.FunctionType, property)):
+        for _f in (_member.fget,) if isinstance(_member, property) else (_member,):
+            _f.__qualname__ = f"Tensor.{_name}"  # as tracebacks and help() should show it
+        setattr(Tensor, _name, _member)
+del _name, _member, _f

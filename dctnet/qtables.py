@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .progressbar import progress as track_progress
 from .jpeg import RGB_TO_YCBCR, SUBSAMPLING, encode_jpeg
 from .transform import pad_to_blocks, to_dct
 
@@ -87,16 +88,6 @@ def _coefficients(x, color):
     return np.moveaxis(coefs, 1, 0).reshape(x.shape[1], -1, 64)
 
 
-def _progress(iterable, enabled, total):
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # optional: no bar without tqdm
-            return iterable
-        return tqdm(iterable, total=total, desc="DCT statistics", unit="batch")
-    return iterable
-
-
 def dct_statistics(images, color: str = "ycbcr", batch_size: int = 1000, progress: bool = False) -> DCTStatistics:
     """Mean, std, mean |x| of the blockwise DCT coefficients per channel and zigzag frequency.
 
@@ -117,7 +108,7 @@ def dct_statistics(images, color: str = "ycbcr", batch_size: int = 1000, progres
         raise ValueError(f"batch_size must be a positive integer, found {batch_size!r}")
     total = -(-len(images) // batch_size) if isinstance(images, np.ndarray) else None
     count, mean, m2, abs_sum, channels = 0, None, None, None, None
-    for x in _progress(_batches(images, batch_size), progress, total):
+    for x in track_progress(_batches(images, batch_size), total, "DCT statistics", "batch", enabled=progress):
         if channels is not None and x.shape[1] != channels:
             raise ValueError(f"every batch must have the first batch's {channels} channels, found shape {x.shape}")
         channels = x.shape[1]

@@ -1,6 +1,6 @@
 """The JPEG transform: zigzag order, the orthonormal 8x8 DCT, quantization, blocking.
 
-Conventions (DESIGN.md §2): a pixel array ``(..., H, W)`` maps to a DCT-domain
+Conventions (docs/design.md §2): a pixel array ``(..., H, W)`` maps to a DCT-domain
 array ``(..., H/8, W/8, 64)`` whose last axis is in JPEG zigzag order; the DCT is
 the orthonormal DCT-II, so ``DC = 8 * block mean`` and energy is preserved.
 
@@ -11,14 +11,16 @@ the orthonormal DCT-II, so ``DC = 8 * block mean`` and energy is preserved.
 ((1, 2, 64), 24.0)
 >>> np.allclose(dctnet.from_dct(c), x)
 True
+
+This is the plain-array layer: NumPy or CuPy arrays in and out, no autograd
+(``dctnet.functional.block_dct`` / ``block_idct`` are the differentiable forms).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .autograd import Tensor
-from .backend import get_array_module
+from .backend import device_constant, get_array_module, is_tensor, kernel_module
 
 __all__ = [
     "ZIGZAG",
@@ -27,6 +29,7 @@ __all__ = [
     "block_dct_matrix",
     "frequency_count",
     "frequency_mask",
+    "kernel_constants",
     "to_dct",
     "from_dct",
     "quant_table",
@@ -92,21 +95,28 @@ def frequency_mask(n: int) -> np.ndarray:
     return mask
 
 
-_KERNEL_CONSTANTS: dict = {}
+def _inverse_zigzag():
+    return np.argsort(ZIGZAG).astype(np.int64)  # natural index -> zigzag position
 
 
-def _constants(xp, dtype):
-    """D and the inverse zigzag permutation as arrays of ``xp`` (cached)."""
-    key = (xp.__name__, np.dtype(dtype).str)
-    if key not in _KERNEL_CONSTANTS:
-        izz = np.argsort(ZIGZAG).astype(np.int64)  # natural index -> zigzag position
-        _KERNEL_CONSTANTS[key] = (xp.asarray(dct_matrix(dtype)), xp.asarray(izz))
-    return _KERNEL_CONSTANTS[key]
+def kernel_constants(xp, dtype):
+    """``(D, izz)``, the arrays every blockwise kernel takes, as arrays of ``xp``.
+
+    ``D`` is :func:`dct_matrix` in ``dtype`` (that of the data), ``izz`` the
+    inverse zigzag permutation, int64 (``izz[alpha*8+beta]`` is the zigzag
+    position of that coefficient). Both are built once per module and dtype
+    and shared: read-only.
+
+    >>> d, izz = kernel_constants(np, np.float32)
+    >>> d.dtype, int(izz[8])
+    (dtype('float32'), 2)
+    """
+    return device_constant(dct_matrix, xp, np.dtype(dtype)), device_constant(_inverse_zigzag, xp)
 
 
 def _float_array(x, name):
     """``x`` as a float32/float64 array of its own module; other dtypes -> float32."""
-    if isinstance(x, Tensor):
+    if is_tensor(x):
         raise TypeError(
             f"{name} must be an array, found a dctnet.Tensor; pass its .data, or use "
             "dctnet.functional.block_dct / block_idct to keep the gradient"
@@ -122,18 +132,16 @@ def _float_array(x, name):
     return xp, x
 
 
-def to_dct(x):
+def to_dct(x, *, serial=False):
     """Blockwise DCT: pixels ``(..., H, W)`` -> coefficients ``(..., H/8, W/8, 64)``.
 
     H and W must be multiples of 8 (use :func:`pad_to_blocks`). float32 and
     float64 are kept; other numeric dtypes become float32. Runs the Numba kernel
-    of the input's backend (CPU ``prange`` or CUDA).
+    of the input's backend (CPU ``prange`` or CUDA). ``serial=True`` keeps a
+    NumPy input on the calling thread: for callers that alternate with BLAS
+    calls, whose worker threads would contend with Numba's (the JPEG-domain
+    layers do); CuPy inputs ignore it.
     """
-    return _to_dct(x)
-
-
-def _to_dct(x, serial=False):
-    """:func:`to_dct`; ``serial``: a NumPy input is transformed on the calling thread only."""
     xp, x = _float_array(x, "to_dct input")
     if x.ndim < 2:
         raise ValueError(f"to_dct expects an array (..., H, W), found shape {x.shape}")
@@ -146,18 +154,16 @@ def _to_dct(x, serial=False):
     lead = x.shape[:-2]
     flat = xp.ascontiguousarray(x.reshape((-1, h, w)))
     out = xp.empty((flat.shape[0], h // 8, w // 8, 64), dtype=x.dtype)
-    kernel = _kernel(xp)
-    (kernel.fdct_serial if serial and xp is np else kernel.fdct)(flat, out, *_constants(xp, x.dtype))
+    kernel = kernel_module("blockdct", xp)
+    (kernel.fdct_serial if serial and xp is np else kernel.fdct)(flat, out, *kernel_constants(xp, x.dtype))
     return out.reshape(lead + out.shape[1:])
 
 
-def from_dct(c):
-    """Inverse of :func:`to_dct`: ``(..., BH, BW, 64)`` -> pixels ``(..., 8 BH, 8 BW)``."""
-    return _from_dct(c)
+def from_dct(c, *, serial=False):
+    """Inverse of :func:`to_dct`: ``(..., BH, BW, 64)`` -> pixels ``(..., 8 BH, 8 BW)``.
 
-
-def _from_dct(c, serial=False):
-    """:func:`from_dct`; ``serial`` as in :func:`_to_dct`."""
+    ``serial`` as in :func:`to_dct`.
+    """
     xp, c = _float_array(c, "from_dct input")
     if c.ndim < 3 or c.shape[-1] != 64:
         raise ValueError(
@@ -167,19 +173,9 @@ def _from_dct(c, serial=False):
     lead = c.shape[:-3]
     flat = xp.ascontiguousarray(c.reshape((-1, bh, bw, 64)))
     out = xp.empty((flat.shape[0], 8 * bh, 8 * bw), dtype=c.dtype)
-    kernel = _kernel(xp)
-    (kernel.idct_serial if serial and xp is np else kernel.idct)(flat, out, *_constants(xp, c.dtype))
+    kernel = kernel_module("blockdct", xp)
+    (kernel.idct_serial if serial and xp is np else kernel.idct)(flat, out, *kernel_constants(xp, c.dtype))
     return out.reshape(lead + out.shape[1:])
-
-
-def _kernel(xp):
-    if xp is np:
-        from .kernels import blockdct
-
-        return blockdct
-    from .kernels import blockdct_cuda
-
-    return blockdct_cuda
 
 
 # IJG / ITU-T T.81 Annex K tables, natural (row-major) order.

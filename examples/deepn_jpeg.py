@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import dctnet
-from dctnet import datasets
+from dctnet import datasets, plots
 from dctnet.qtables import dct_statistics, deepn_tables, encode_dataset, file_sizes, scan_sizes
+from dctnet.training import predict
 
 TOLERANCE = 0.005  # accuracy loss allowed for "equal accuracy"
 FIELDS = ["method", "setting", "bytes", "scan_bytes", "ratio", "acc_pixel", "acc_jpeg"]
@@ -43,19 +44,13 @@ def load_data(name, limit):
     return train, test.data[:limit], test.labels[:limit], "rgb"
 
 
-def predictions(model, x, batch=500):
-    with dctnet.no_grad():
-        return np.concatenate([model(dctnet.Tensor(x[s:s + batch])).numpy().argmax(1)
-                               for s in range(0, len(x), batch)])
-
-
 def evaluate(files, labels, model, jpeg_model, color):
     """Accuracy of the pixel model on the float decodes and of the JPEG-domain model on the coefficients."""
     images = [dctnet.read_jpeg(b) for b in files]
     pixels = np.stack([img.to_pixels(color) for img in images])
     coefs = np.stack([img.to_dct(color) for img in images])
-    return (float((predictions(model, pixels) == labels).mean()),
-            float((predictions(jpeg_model, coefs) == labels).mean()))
+    return (float((predict(model, pixels).argmax(1) == labels).mean()),
+            float((predict(jpeg_model, coefs).argmax(1) == labels).mean()))
 
 
 def size_at_accuracy(rows, target, key="bytes"):
@@ -70,34 +65,13 @@ def size_at_accuracy(rows, target, key="bytes"):
     return None
 
 
-def progress(items):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # optional
-        return items
-    return tqdm(items, desc="rate points", unit="point")
-
-
 def plot(rows, reference, path, title):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    curves = []
     for method, style, label in (("ijg", "o-", "IJG tables (quality)"), ("deepn", "s-", "DeepN-JPEG (scale)")):
-        pts = sorted((r["bytes"], r["acc_pixel"]) for r in rows if r["method"] == method)
-        ax.plot(*zip(*pts), style, label=label)
-    ax.axhline(reference - TOLERANCE, color="gray", lw=0.8, ls="--", label="reference - 0.5%")
-    ax.set(xlabel="mean bytes per image", ylabel="test accuracy", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+        size, acc = zip(*sorted((r["bytes"], r["acc_pixel"]) for r in rows if r["method"] == method))
+        curves.append((size, acc, style, label))
+    return plots.line_chart(path, curves, references=[(reference - TOLERANCE, "reference - 0.5%")],
+                            xlabel="mean bytes per image", ylabel="test accuracy", title=title, figsize=(5.5, 3.8))
 
 
 def main(argv=None):
@@ -117,7 +91,7 @@ def main(argv=None):
     model.eval()
     jpeg_model = dctnet.convert(model)
     train, x, y, color = load_data(args.dataset, args.limit)
-    reference = float((predictions(model, x.astype(np.float32)) == y).mean())
+    reference = float((predict(model, x.astype(np.float32)).argmax(1) == y).mean())
     stats = dct_statistics(train, progress=True)
     tables = {s: deepn_tables(stats, scale=s) for s in args.scales}
     baseline = file_sizes(encode_dataset(x, quality=95)).mean()  # the ratios' reference
@@ -125,7 +99,7 @@ def main(argv=None):
     points = [("ijg", q, {"quality": q}) for q in args.qualities]
     points += [("deepn", s, {"qtables": tables[s]}) for s in args.scales]
     rows = []
-    for method, setting, kw in progress(points):
+    for method, setting, kw in dctnet.progress(points, total=len(points), desc="rate points", unit="point"):
         files = encode_dataset(x, **kw)
         size = float(file_sizes(files).mean())
         acc_pixel, acc_jpeg = evaluate(files, y, model, jpeg_model, color)

@@ -22,17 +22,12 @@ Reads the ``history.json``, ``model.h5`` and ``qtables.json`` that
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import pyplot
-from train_jpeg_dl import heatmap
-
 import dctnet
-from dctnet import datasets
+from dctnet import datasets, plots
 from dctnet.jpegdl import find_jpeg_layer
 from dctnet.qtables import encode_dataset, file_sizes, scan_sizes
 
@@ -91,8 +86,8 @@ def summary(jpeg, base):
     return lines
 
 
-def plots(jpeg, base, out):
-    plt = pyplot()
+def write_plots(jpeg, base, out):
+    plt = plots.pyplot()
     if plt is None:
         return []
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -105,9 +100,7 @@ def plots(jpeg, base, out):
     ax.set(xlabel="epoch", ylabel="test accuracy", title="CIFAR-10, paper_resnet")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, out / "accuracy.png")
 
     rows = [("learned", np.mean([r["luma"] for r in jpeg], 0), np.mean([r["chroma"] for r in jpeg], 0))]
     known = [r for r in jpeg if r.get("initial")]  # runs that recorded where they started
@@ -119,10 +112,9 @@ def plots(jpeg, base, out):
     for (kind, luma, chroma), row in zip(rows, axes):
         change = kind == "learned - initial"
         for ax, table, name in zip(row, (luma, chroma), ("luma (Y)", "chroma (Cb, Cr)")):
-            heatmap(fig, ax, np.asarray(table, np.float64), f"{kind} {name}", "{:+.2f}" if change else "{:.1f}", change)
-    fig.tight_layout()
-    fig.savefig(out / "qtables.png", dpi=120)
-    plt.close(fig)
+            plots.table_heatmap(fig, ax, np.asarray(table, np.float64), f"{kind} {name}",
+                                "{:+.2f}" if change else "{:.1f}", change)
+    plots.save_figure(fig, out / "qtables.png")
     return [out / "accuracy.png", out / "qtables.png"]
 
 
@@ -161,7 +153,7 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text, end="")
     (args.out / "results.md").write_text(text)
-    for path in plots(jpeg, base, args.out):
+    for path in write_plots(jpeg, base, args.out):
         print(f"wrote {path}")
     print(f"wrote {args.out / 'results.md'}")
 

@@ -20,10 +20,9 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
-
 import dctnet
-from dctnet import datasets
+from dctnet import datasets, plots
+from dctnet.training import agreement, predict
 
 
 def test_set(name, limit):
@@ -38,12 +37,6 @@ def test_set(name, limit):
         ds = datasets.sample_cifar10("dct")
         x, labels = ds.data, ds.labels
     return x[:limit], labels[:limit]
-
-
-def logits_of(model, x, batch=500):
-    model.eval()
-    with dctnet.no_grad():
-        return np.concatenate([model(dctnet.Tensor(x[s:s + batch])).numpy() for s in range(0, len(x), batch)])
 
 
 def main(argv=None):
@@ -62,26 +55,20 @@ def main(argv=None):
     pixels = dctnet.from_dct(x)  # the float decode: the very picture the JPEG-domain model sees
 
     t0 = time.perf_counter()
-    pixel_logits = logits_of(model, pixels)
+    pixel_logits = predict(model, pixels)
     t_pixel = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jpeg_logits = logits_of(dctnet.convert(model, relu_frequencies=15, relu="asm"), x)
+    jpeg_logits = predict(dctnet.convert(model, relu_frequencies=15, relu="asm"), x)
     t_jpeg = time.perf_counter() - t0
-    acc_pixel = float((pixel_logits.argmax(1) == y).mean())
-    acc_jpeg = float((jpeg_logits.argmax(1) == y).mean())
-    diff = float(np.abs(pixel_logits - jpeg_logits).max())
-    agree = float((pixel_logits.argmax(1) == jpeg_logits.argmax(1)).mean())
-    # Where the two disagree, how close was the pixel model's own call? (a float tie, or a real difference)
-    differ = pixel_logits.argmax(1) != jpeg_logits.argmax(1)
-    top2 = np.sort(pixel_logits[differ], axis=1)[:, -2:]
-    gap = float((top2[:, 1] - top2[:, 0]).max()) if differ.any() else 0.0
+    r = agreement(pixel_logits, jpeg_logits, y)
+    acc_pixel = r.accuracy
     table = (
         f"| {args.dataset} ({len(y)} test images) | accuracy |\n|---|---|\n"
-        f"| pixel-domain model | {acc_pixel:.4f} |\n| JPEG-domain model (ASM, n = 15) | {acc_jpeg:.4f} |\n"
-        f"| deviation | {acc_jpeg - acc_pixel:+.4f} |\n| predictions that agree | {agree:.4f} |\n"
-        f"| largest logit difference | {diff:.2e} |\n"
+        f"| pixel-domain model | {r.accuracy:.4f} |\n| JPEG-domain model (ASM, n = 15) | {r.other_accuracy:.4f} |\n"
+        f"| deviation | {r.other_accuracy - r.accuracy:+.4f} |\n| predictions that agree | {r.agree:.4f} |\n"
+        f"| largest logit difference | {r.max_difference:.2e} |\n"
         f"| disagreeing predictions (largest top-2 logit gap of the pixel model among them) | "
-        f"{int(differ.sum())} ({gap:.1e}) |\n"
+        f"{r.flips} ({r.flip_margin:.1e}) |\n"
         f"| evaluation time pixel / JPEG domain | {t_pixel:.1f} s / {t_jpeg:.1f} s |\n"
     )
     (out / "table1.md").write_text(table)
@@ -91,7 +78,7 @@ def main(argv=None):
     for n in args.frequencies:
         row = {"frequencies": n}
         for method in ("asm", "apx"):
-            logits = logits_of(dctnet.convert(model, relu_frequencies=n, relu=method), x)
+            logits = predict(dctnet.convert(model, relu_frequencies=n, relu=method), x)
             row[method] = float((logits.argmax(1) == y).mean())
         rows.append(row)
         print(f"n = {n:2d}: ASM {row['asm']:.4f}  APX {row['apx']:.4f}", flush=True)
@@ -99,23 +86,12 @@ def main(argv=None):
         writer = csv.DictWriter(f, fieldnames=["frequencies", "asm", "apx"])
         writer.writeheader()
         writer.writerows(rows)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return rows
-    fig, ax = plt.subplots(figsize=(5, 3.5))
     n = [r["frequencies"] for r in rows]
-    ax.plot(n, [r["asm"] for r in rows], "o-", label="ASM")
-    ax.plot(n, [r["apx"] for r in rows], "s--", label="APX")
-    ax.axhline(acc_pixel, color="gray", lw=0.8, label="pixel model")
-    ax.set(xlabel="spatial frequencies n", ylabel="test accuracy", title=f"{args.dataset}: ReLU approximation")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "relu_accuracy.png", dpi=120)
+    if not plots.line_chart(out / "relu_accuracy.png", [(n, [r["asm"] for r in rows], "o-", "ASM"),
+                                                      (n, [r["apx"] for r in rows], "s--", "APX")],
+                            references=[(acc_pixel, "pixel model")], xlabel="spatial frequencies n",
+                            ylabel="test accuracy", title=f"{args.dataset}: ReLU approximation"):
+        return rows
     print(f"wrote {out / 'table1.md'}, {out / 'relu_accuracy.csv'}, {out / 'relu_accuracy.png'}")
     return rows
 

@@ -35,10 +35,6 @@ def input_channels(model):
     raise ValueError("cannot tell how many input channels the model takes")
 
 
-def is_jpeg_domain(model):
-    return any(isinstance(m, (nn.DCTConv2d, nn.DCTBatchNorm, nn.ASMReLU)) for _, m in model.named_modules())
-
-
 def bundled_samples(count):
     """``(name, bytes)`` of the first ``count`` files of one class after another in the shipped sample."""
     with resources.as_file(resources.files("dctnet").joinpath("data", "cifar10-sample.zip")) as path:
@@ -61,7 +57,7 @@ def main(argv=None):
 
     model, _, metadata = dctnet.load_checkpoint(args.model)
     classes = metadata.get("classes")
-    if not is_jpeg_domain(model):
+    if dctnet.model_domain(model) == "pixel":  # a JPEG-domain model is used as it is
         model = dctnet.convert(model, relu_frequencies=args.relu_frequencies, relu=args.relu)
     model.eval()
     color = "gray" if input_channels(model) == 1 else "rgb"

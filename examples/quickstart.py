@@ -10,24 +10,24 @@ consumes, and checks the pixel <-> DCT round trip.
 
 import argparse
 import time
+import zipfile
 from importlib import resources
 
 import numpy as np
 
 import dctnet
+from dctnet import datasets
 
 
 def sample_zip():
     return resources.as_file(resources.files("dctnet").joinpath("data", "cifar10-sample.zip"))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="store_true", help="read $DCTNET_DATA/cifar10-jpeg.zip instead of the sample")
     parser.add_argument("--limit", type=int, default=10, help="files per class (default 10)")
-    args = parser.parse_args()
-
-    from dctnet import datasets
+    args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
     if args.data:
@@ -53,8 +53,6 @@ def main():
 
     # The DCT-domain picture: dequantized, chroma upsampled, RGB, level shift undone.
     with sample_zip() as path:
-        import zipfile
-
         with zipfile.ZipFile(path) as z:
             first = sorted(n for n in z.namelist() if n.endswith(".jpg"))[0]
             img = dctnet.read_jpeg(z.read(first))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import dctnet
+from dctnet import plots
 from dctnet.functional import apx_relu, asm_relu
 
 
@@ -36,12 +37,12 @@ def relu_errors(blocks: int, seed: int = 0, chunk: int = 200_000):
     return {k: v / blocks for k, v in sums.items()}
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/relu_error", help="folder for relu_error.png and .csv")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -56,23 +57,13 @@ def main():
     below = all(err["asm"][i] < err["apx"][i] for i in range(14))
     print(f"ASM below APX for every n < 15: {below}; error at n = 15: ASM {err['asm'][14]:.1e}, APX {err['apx'][14]:.1e}")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ns = np.arange(1, 16)
-    ax.plot(ns, err["asm"], "o-", label="ASM")
-    ax.plot(ns, err["apx"], "s--", label="APX")
-    ax.set_xlabel("spatial frequencies n")
-    ax.set_ylabel("mean per-block RMSE")
-    ax.set_title(f"ReLU approximation error ({args.blocks:,} blocks)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "relu_error.png", dpi=120)
-    print(f"wrote {out / 'relu_error.png'} and {out / 'relu_error.csv'}")
+    ns = list(range(1, 16))
+    if plots.line_chart(out / "relu_error.png", [(ns, err["asm"], "o-", "ASM"), (ns, err["apx"], "s--", "APX")],
+                        xlabel="spatial frequencies n", ylabel="mean per-block RMSE",
+                        title=f"ReLU approximation error ({args.blocks:,} blocks)"):
+        print(f"wrote {out / 'relu_error.png'} and {out / 'relu_error.csv'}")
+    else:
+        print(f"wrote {out / 'relu_error.csv'} (no plot: matplotlib is not installed)")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ trained by SGD (Nesterov momentum, cosine schedule, weight decay) exactly as in
 ``examples/train.py``; the layer's tables (and alpha) by their own Adam
 (``--q-lr``, default 3e-3, constant rate, no weight decay). ``--no-jpeg``
 trains the same network without the layer (the baseline). Data loading,
-augmentation (random crops and flips) and seeding are those of
-``examples/train.py`` (imported from it).
+augmentation (random crops and flips), seeding, the loop and its checkpoints
+are ``dctnet.training``'s, as in ``examples/train.py``.
 
 Checkpoints: every epoch ``<out>/last.h5`` holds the whole model (tables
 included), the SGD state and, as JSON metadata, the layer's Adam state
-(``layer_optimizer``), the schedule and the history, so ``--resume`` continues
+(``optimizers``), the schedule and the history, so ``--resume`` continues
 exactly. For ``dctnet.load_checkpoint`` to rebuild the SGD optimizer on
 ``model.parameters()``, the SGD also lists the layer's parameters, in a group
 with learning rate 0 (it never moves them; Adam does). The end writes
@@ -35,11 +35,12 @@ matplotlib, heat maps to ``<out>/qtables.png``.
 ``--distributed`` trains data-parallel over MPI as ``examples/train.py`` does
 (each rank its share of every epoch, ``--batch-size`` the global batch,
 gradients of the network and the tables averaged before each step, output and
-files on rank 0; ``--resume`` reads the checkpoint on every rank, so ``--out``
-must be on a file system all ranks see).
+files on rank 0; ``--resume`` reads the checkpoint on rank 0 and sends it to
+the others).
 """
 
 import argparse
+import builtins
 import json
 import sys
 import time
@@ -47,11 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train as base  # examples/train.py: data, augmentation, evaluation, history
-
 import dctnet
-from dctnet import nn, optim
+from dctnet import distributed, nn, optim, plots, training
+from dctnet.augment import random_flip_crop
 from dctnet.jpegdl import (
     JPEGLayer,
     find_jpeg_layer,
@@ -59,16 +58,12 @@ from dctnet.jpegdl import (
     sensitivity_tables,
     tables_from_statistics,
 )
+from dctnet.models import paper_resnet
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=["cifar10", "mnist", "sample"], default="cifar10")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="the network's SGD learning rate")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    training.add_arguments(p, dataset="cifar10", epochs=30, out="runs/jpegdl")
     p.add_argument("--q-lr", type=float, default=3e-3, help="the JPEG layer's Adam learning rate")
     p.add_argument("--no-jpeg", action="store_true", help="train the network without the JPEG layer (baseline)")
     p.add_argument("--placement", choices=["input", "conv1"], default="input",
@@ -96,7 +91,6 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--levels", type=int, default=5)
     p.add_argument("--bits", type=int, default=None, help="index range of the quantizer (default 8; 12 for conv1)")
-    base.add_run_args(p, "train_jpeg_dl.py", Path("runs/jpegdl"))
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be at least 1, found {args.epochs}")
@@ -113,15 +107,14 @@ def parse_args(argv=None):
         p.error(f"--placement conv1 takes --init constant only (the other tables are for pixels), found {args.init}")
     if args.init == "sensitivity" and not args.no_jpeg and args.pretrained is None:
         p.error("--init sensitivity needs --pretrained MODEL.h5 (a trained pixel model, e.g. from examples/train.py)")
-    args.domain = "pixel"  # what train.load_data / train.build / train.augment expect
-    args.relu_frequencies, args.relu = 15, "asm"
     return args
 
 
-def build(args, xtr, ytr):
+def build(args, data):
     """``(model, layer or None)``: the paper's network with a JPEGLayer (in front or after conv1) unless --no-jpeg."""
     nn.manual_seed(args.seed)
-    net = base.build(args, xtr.shape[1])
+    xtr, ytr = data.x_train, data.y_train
+    net = paper_resnet(in_channels=xtr.shape[1], num_classes=len(data.classes), mean=data.mean, std=data.std)
     if args.no_jpeg:
         return net, None
     if args.init == "quality":
@@ -165,132 +158,74 @@ def make_optimizers(args, model, layer):
     return sgd, adam
 
 
-def _adam_json(adam):
-    if adam is None:
-        return None
-    state = adam.state_dict()
-    return {"config": state["config"], "state": {k: np.asarray(v).tolist() for k, v in state["state"].items()}}
-
-
 def natural(table):
     """A zigzag (64,) table as the 8x8 natural-order block."""
-    out = np.empty(64, table.dtype)
-    out[dctnet.ZIGZAG] = table
-    return out.reshape(8, 8)
-
-
-def heatmap(fig, ax, table, title, fmt="{:.1f}", change=False):
-    """Draw a zigzag table as its 8x8 block, values written in; ``change``: a diverging map centred on 0."""
-    block = natural(table)
-    if change:
-        lim = float(np.abs(block).max()) or 1.0
-        im = ax.imshow(block, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    else:
-        im = ax.imshow(block, cmap="viridis")
-    middle = (block.min() + block.max()) / 2
-    for (r, c), v in np.ndenumerate(block):
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=6,
-                color="k" if change or v >= middle else "w")
-    ax.set(title=title, xlabel="horizontal frequency", ylabel="vertical frequency")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    return np.asarray(table)[np.argsort(dctnet.ZIGZAG)].reshape(8, 8)
 
 
 def plot_tables(luma, chroma, path):
-    plt = base.pyplot()
+    plt = plots.pyplot()
     if plt is None:
         return False
     panels = [(luma, "luma (Y)"), (chroma, "chroma (Cb, Cr)")] if chroma is not None else [(luma, "feature-map")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
     for ax, (table, title) in zip(axes[0], panels):
-        heatmap(fig, ax, table, f"learned {title}", "{}" if table.dtype.kind == "i" else "{:.2f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+        plots.table_heatmap(fig, ax, table, f"learned {title}", "{}" if table.dtype.kind == "i" else "{:.2f}")
+    return plots.save_figure(fig, path)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    dist, main_rank, print = base.start_world(args)  # noqa: A001 - rank 0 prints
-    args.out.mkdir(parents=True, exist_ok=True)
+    main_rank = training.init_distributed(args.distributed)
+    print = builtins.print if main_rank else lambda *a, **k: None  # noqa: A001 - rank 0 prints
     show = main_rank and not args.no_progress and sys.stderr.isatty()
+    args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    xtr, ytr, xte, yte = base.load_data_ranked(args, dist)
-    print(f"{args.dataset}: {len(xtr)} train {xtr.shape[1:]}, {len(xte)} test, loaded in "
-          f"{time.perf_counter() - t0:.1f} s")
+    data = training.load_dataset(args.dataset, "pixel", limit=args.limit, seed=args.seed,
+                                 cache=args.out / "cache", show_progress=show, distributed=args.distributed)
+    print(f"{args.dataset}: {len(data.x_train)} train {data.x_train.shape[1:]}, {len(data.x_test)} test, "
+          f"loaded in {time.perf_counter() - t0:.1f} s")
 
     last = args.out / "last.h5"
-    if args.resume and last.is_file():
-        model, sgd, meta = dctnet.load_checkpoint(last)
+    run = training.resume(last, distributed=args.distributed) if args.resume else None
+    if run is not None:
+        model, optimizers, sched = run.model, run.optimizers, run.scheduler
+        start, epochs, history = run.start, run.epochs, run.history
         layer = find_jpeg_layer(model)
-        adam = None
-        if layer is not None:
-            saved = meta.get("layer_optimizer")
-            adam = optim.Adam(layer.parameters(), lr=args.q_lr)
-            if saved is not None:
-                adam.load_state_dict({"config": saved["config"],
-                                      "state": {k: np.asarray(v) for k, v in saved["state"].items()}})
-        sched = optim.CosineAnnealingLR(sgd, T_max=meta["epochs"])
-        sched.load_state_dict(meta["scheduler"])
-        start, history, epochs = meta["epoch"] + 1, meta["history"], meta["epochs"]
-        initial = meta.get("qtables_initial")
+        initial = run.metadata.get("qtables_initial")
         # the run's own setting, whatever this command line says
         args.placement = "input" if layer is None or model[0] is layer else "conv1"
-        args.init = meta.get("args", {}).get("init", args.init)
+        args.init = run.metadata.get("args", {}).get("init", args.init)
         print(f"resumed from {last} after epoch {start} of {epochs}")
     else:
         if args.resume:
             print(f"no checkpoint at {last}: starting afresh")
-        model, layer = build(args, xtr, ytr)
-        sgd, adam = make_optimizers(args, model, layer)
-        sched = optim.CosineAnnealingLR(sgd, T_max=args.epochs)
+        model, layer = build(args, data)
+        optimizers = [opt for opt in make_optimizers(args, model, layer) if opt is not None]
+        sched = optim.CosineAnnealingLR(optimizers[0], T_max=args.epochs)
         start, history, epochs = 0, [], args.epochs
         initial = None if layer is None else {"luma": layer.q_luma.data.tolist(), "chroma": layer.q_chroma.data.tolist()}
     kind = "no JPEG layer (baseline)" if layer is None else \
         f"JPEG layer ({args.placement}, {args.init} init, alpha {layer.alpha_mode})"
     print(kind)
-    augment_on = args.dataset != "mnist" and not args.no_augment
-    batch_size, sampler = args.batch_size, None
-    if dist:  # same start on every rank, whatever each built or read
-        dist.broadcast_parameters(model, sgd)
-        if adam is not None:
-            dist.broadcast_parameters(layer, adam)
-        sampler = dist.DistributedSampler(len(xtr), seed=args.seed)
-        batch_size = max(1, args.batch_size // dist.world_size())
-
-    stop = epochs if args.stop_after is None else min(epochs, start + args.stop_after)
-    optimizers = [sgd] if adam is None else [sgd, adam]  # the layer's tables are parameters of the model too
-    for epoch in range(start, stop):
-        order, rng = base.epoch_order(args.seed, epoch, len(xtr), dist, sampler)
-        tic = time.perf_counter()
-        seen, total_loss, correct = base.train_epoch(
-            model, optimizers, xtr, ytr, order, batch_size,
-            lambda xb: base.augment(xb, rng, "pixel") if augment_on else xb,  # noqa: B023 - used within the epoch
-            f"epoch {epoch + 1}/{epochs}", show, dist)
-        sched.step()
-        seconds = time.perf_counter() - tic
-        test_loss, test_acc = base.evaluate_shared(model, xte, yte, dist)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": correct / seen,
-               "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds, "img_per_s": seen / seconds}
+    if args.distributed:  # same start on every rank, whatever each built or read
+        distributed.broadcast_parameters(model, optimizers[0])
         if layer is not None:
-            row["q_luma_mean"] = float(layer.q_luma.data.mean())
-            row["q_chroma_mean"] = float(layer.q_chroma.data.mean())
-        history.append(row)
-        tables = f" | mean Q luma {row['q_luma_mean']:.2f} chroma {row['q_chroma_mean']:.2f}" if layer else ""
-        print(f"epoch {epoch + 1:3d}/{epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-              f"test loss {test_loss:.4f} acc {test_acc:.4f} | {seconds:.0f} s, {row['img_per_s']:.0f} img/s{tables}",
-              flush=True)
-        if main_rank:
-            dctnet.save(model, last, optimizer=sgd, epoch=epoch, epochs=epochs, history=history,
-                        scheduler=sched.state_dict(), layer_optimizer=_adam_json(adam), qtables_initial=initial,
-                        args={k: str(v) for k, v in vars(args).items()})
+            distributed.broadcast_parameters(layer, optimizers[1])
 
-    if dist:
-        dist.barrier()  # rank 0's last checkpoint is on disk before anyone goes on
-    if stop < epochs:
-        print(f"stopped after epoch {stop} of {epochs}; continue with --resume")
-        return history
-    if not main_rank:
+    def table_means():
+        if layer is None:
+            return {}
+        return {"q_luma_mean": float(layer.q_luma.data.mean()), "q_chroma_mean": float(layer.q_chroma.data.mean())}
+
+    history = training.fit(
+        model, optimizers, (data.x_train, data.y_train), (data.x_test, data.y_test), epochs=epochs,
+        batch_size=args.batch_size, scheduler=sched, seed=args.seed, start=start, history=history,
+        augment=None if args.dataset == "mnist" or args.no_augment else random_flip_crop,
+        stop_after=args.stop_after, checkpoint=last, columns=table_means,
+        metadata={"qtables_initial": initial, "args": {k: str(v) for k, v in vars(args).items()}},
+        show_progress=show, distributed=args.distributed, log=print)
+    if len(history) < epochs or not main_rank:
         return history
     model.eval()
     meta = {"dataset": args.dataset, "jpeg_layer": layer is not None,
@@ -304,7 +239,8 @@ def main(argv=None):
             luma, chroma = np.asarray(layer.q_luma.data, np.float64).round(4), None
             meta["qtables"] = {"features": luma.tolist()}
     dctnet.save(model, args.out / "model.h5", **meta)
-    base.write_history(history, args.out)
+    training.write_history(history, args.out)
+    plots.plot_history(history, args.out / "history.png")
     if history:
         print(f"final test accuracy {history[-1]['test_acc']:.4f} ({args.dataset}, {kind}); "
               f"model in {args.out / 'model.h5'}")

@@ -4,5 +4,11 @@ Each kernel keeps its per-block math in one plain Python function that is
 compiled twice: with ``numba.njit`` (driven by a ``prange`` loop, in the CPU
 module) and with ``numba.cuda.jit(device=True)`` (driven by a ``@cuda.jit``
 kernel, in the matching ``*_cuda`` module, imported only when a GPU array or the
-CUDA simulator asks for it).
+CUDA simulator asks for it; :func:`dctnet.backend.kernel_module` picks one).
+The 8x8 transform is written once, in :mod:`.blockdct`; the ASM/APX ReLU of
+:mod:`.asm` builds on it.
+
+Numba's on-disk cache checks only the file of the cached kernel itself: after
+editing ``blockdct.py``, delete ``kernels/__pycache__`` so that the cached ASM
+kernel, which inlines its routines, is compiled again.
 """

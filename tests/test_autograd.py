@@ -152,3 +152,46 @@ def test_tensor_basics():
         Tensor(np.arange(3), requires_grad=True)
     assert (np.ones(2) + Tensor(np.ones(2))).__class__ is Tensor  # reflected op wins
     assert Tensor(np.ones((2, 3))).T.shape == (3, 2)
+
+
+def _imported_modules(module):
+    """Every module named by an import statement anywhere in ``module``'s source, function bodies included."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names |= {base} | {f"{base}.{a.name}" if node.module else base + a.name for a in node.names}
+    return names
+
+
+def test_autograd_does_not_import_ops():
+    """The autograd <-> ops circle is broken: ops imports autograd, never the reverse (issue 15)."""
+    from dctnet import autograd
+
+    assert not {m for m in _imported_modules(autograd) if "ops" in m.split(".")}, _imported_modules(autograd)
+    assert {m for m in _imported_modules(ops) if m.endswith("autograd")}
+
+
+def test_operators_work_after_importing_only_the_autograd():
+    """Importing any part of dctnet loads the package, whose __init__ loads ops and with it Tensor's operators."""
+    import subprocess
+
+    code = (
+        "import numpy as np\n"
+        "from dctnet.autograd import Tensor\n"
+        "x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)\n"
+        "y = ((x * 2 + 1) @ x.T / 3 - x[0].sum()) ** 2\n"
+        "y.mean().backward()\n"
+        "assert x.grad.shape == (2, 3) and x.reshape(3, 2).T.shape == (2, 3)\n"
+        "assert (np.ones(3) - x[1]).dtype == np.float64 and x.astype(np.float32).dtype == np.float32\n"
+        "print(Tensor.__add__.__qualname__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Tensor.__add__"

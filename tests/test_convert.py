@@ -1,5 +1,7 @@
 """Model conversion: the JPEG-domain paper_resnet equals the pixel one (the paper's Table 1)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,128 @@ def test_layers_without_a_jpeg_form_are_refused(model, match):
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         dctnet.convert(nn.Sequential(nn.ReLU()), **kwargs)
+
+
+# -- what each layer declares ---------------------------------------------------------------------
+
+def test_each_layer_declares_its_domain_and_its_jpeg_form():
+    from dctnet import distributed as dist
+    from dctnet.jpegdl import JPEGLayer
+
+    nn.manual_seed(0)
+    forms = {nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False): nn.DCTConv2d, nn.BatchNorm2d(2): nn.DCTBatchNorm,
+             nn.GlobalAvgPool(): nn.DCTGlobalAvgPool,
+             nn.Normalize([1.0, 2.0], [3.0, 4.0]): nn.DCTNormalize, dist.SyncBatchNorm2d(2): dist.SyncDCTBatchNorm}
+    for layer, twin in forms.items():
+        assert layer.input_domain == "pixel"
+        form = layer.eval().jpeg_form(7, "apx")
+        assert type(form) is twin and form.input_domain == "jpeg" and not form.training
+        assert [id(p) for p in form.parameters()] == [id(p) for p in layer.parameters()]
+        assert form._buffers is layer._buffers  # running statistics stay shared
+        assert {k: v for k, v in form.config().items() if k not in ("type", "method")} == \
+            {k: v for k, v in layer.config().items() if k != "type"}
+    relu = nn.ReLU().jpeg_form(7, "apx")
+    assert type(relu) is nn.ASMReLU and (relu.frequencies, relu.method) == (7, "apx")
+    for layer in (nn.AvgPool2d(2), JPEGLayer()):  # pixel-domain layers without a JPEG-domain twin
+        assert layer.input_domain == "pixel" and layer.jpeg_form() is None
+    for kind in (nn.Linear, nn.Identity, nn.Flatten, nn.Sequential, nn.ResidualBlock):
+        assert kind.input_domain == "any"
+    for kind in (nn.DCTConv2d, nn.DCTBatchNorm, nn.ASMReLU, nn.DCTGlobalAvgPool, nn.DCTNormalize,
+                 dist.SyncDCTBatchNorm):
+        assert kind.input_domain == "jpeg"
+    assert all(kind.input_domain in nn.DOMAINS for kind in nn.MODULES.values())
+
+
+def test_model_domain():
+    from dctnet.jpegdl import JPEGLayer
+
+    net = trained_like(np.float64)
+    jnet = dctnet.convert(net)
+    assert (dctnet.model_domain(net), dctnet.model_domain(jnet)) == ("pixel", "jpeg")
+    assert dctnet.model_domain(nn.Sequential(nn.Flatten(), nn.Linear(4, 2))) == "pixel"  # takes either
+    # JPEG-DL's layer takes pixels and hands the JPEG-domain model coefficients: the model takes pixels.
+    assert dctnet.model_domain(nn.Sequential(JPEGLayer(output="dct"), jnet)) == "pixel"
+    from dctnet import distributed as dist
+
+    assert dctnet.model_domain(dist.convert_sync_batchnorm(jnet)) == "jpeg"
+
+
+class PixelScale(nn.Module):
+    """A user layer with a JPEG-domain twin: scaling is the same on pixels and coefficients."""
+
+    def __init__(self, factor=2.0):
+        self.factor = factor
+
+    def forward(self, x):
+        return dctnet.as_tensor(x) * self.factor
+
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(CoefficientScale)
+
+
+class CoefficientScale(PixelScale):
+    input_domain = "jpeg"
+
+
+class OwnConv(nn.Conv2d):
+    """A Conv2d subclass that changes forward: Conv2d's form does not compute it."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class PlainConv(nn.Conv2d):
+    """Conv2d under another name, constructor and forward unchanged: Conv2d's form still applies."""
+
+
+def test_user_layers_declare_their_own_forms():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), PixelScale(3.0), PlainConv(2, 2, 1)).astype(np.float64)
+    jpeg = dctnet.convert(model)
+    assert [type(m).__name__ for m in jpeg] == ["DCTConv2d", "CoefficientScale", "DCTConv2d"]
+    assert jpeg[1].factor == 3.0 and dctnet.model_domain(jpeg) == "jpeg"
+    x = np.random.default_rng(0).normal(size=(2, 1, 16, 8))
+    np.testing.assert_allclose(dctnet.from_dct(logits(jpeg, dctnet.to_dct(x))), logits(model, x), atol=1e-12)
+    with pytest.raises(TypeError, match=r"model\.0 \(OwnConv\) has no JPEG-domain form"):
+        dctnet.convert(nn.Sequential(OwnConv(1, 1, 1)))
+    with pytest.raises(TypeError, match="input_domain must be one of"):
+        type("Bad", (nn.Module,), {"input_domain": "frequency"})
+
+
+def test_the_refusal_names_what_converts():
+    with pytest.raises(TypeError) as info:
+        dctnet.convert(nn.Sequential(nn.AvgPool2d(2)))
+    message = str(info.value)
+    for name in ("Conv2d", "BatchNorm2d", "ReLU", "GlobalAvgPool", "Normalize", "SyncBatchNorm2d",
+                 "Linear", "Sequential", "ResidualBlock", "jpeg_form()", "input_domain = 'any'"):
+        assert name in message
+    assert "AvgPool2d," not in message and "DCTConv2d" not in message
+
+
+# -- import structure --------------------------------------------------------------------------
+
+def _imported_modules(path):
+    """Every module name an ``import`` in the file names, at any depth (functions included)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names.add(base)
+            names.update(f"{base}.{alias.name}" if node.module else base + alias.name for alias in node.names)
+    return names
+
+
+PACKAGE = Path(dctnet.__file__).parent
+
+
+def test_conversion_imports_no_mpi():
+    names = _imported_modules(PACKAGE / "conversion.py")
+    assert not {n for n in names if "distributed" in n or "mpi" in n.lower()}, names
+
+
+def test_nn_does_not_import_jpegdl():
+    names = _imported_modules(PACKAGE / "nn.py")
+    assert not {n for n in names if "jpegdl" in n}, names

@@ -7,6 +7,7 @@ import io
 import pickle
 import sys
 import tarfile
+import threading
 import urllib.error
 import urllib.request
 import zipfile
@@ -17,6 +18,7 @@ import pytest
 import dctnet
 import dctnet.jpeg
 from dctnet import datasets
+from dctnet.datasets import forms
 from dctnet.datasets import (
     JpegCoefficients,
     JpegDataset,
@@ -42,7 +44,7 @@ def idx_bytes(array, magic=None):
 
 
 def write_mnist(root, rng, n=5, split="train"):
-    names = datasets._MNIST_FILES[split]
+    names = datasets.mnist.MNIST_FILES[split]
     images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, n, dtype=np.uint8)
     (root / "mnist").mkdir(exist_ok=True)
@@ -267,11 +269,12 @@ def test_jpeg_tree_errors(tmp_path, rng):
 
 @pytest.fixture
 def no_jpeg_reading(monkeypatch):
-    """Make any JPEG parse (dctnet's reader or Pillow) fail."""
+    """Make any JPEG parse (dctnet's reader, the batched one as the data sets hold it, or Pillow) fail."""
     def boom(*args, **kwargs):
         raise AssertionError("a JPEG was parsed")
 
     monkeypatch.setattr(dctnet.jpeg, "read_jpeg", boom)
+    monkeypatch.setattr(forms, "read_stacked", boom)
     Image = pytest.importorskip("PIL.Image")
     monkeypatch.setattr(Image, "open", boom)
 
@@ -292,9 +295,9 @@ def test_cache_rebuilds_when_stale(tmp_path, rng, monkeypatch):
     write_tree(tmp_path / "tree", rng)
     cache = tmp_path / "tree.h5"
     JpegDataset(tmp_path / "tree", "train", cache=cache)
-    calls = []
-    read_jpeg = dctnet.jpeg.read_jpeg
-    monkeypatch.setattr(dctnet.jpeg, "read_jpeg", lambda data: calls.append(1) or read_jpeg(data))
+    calls = []  # one entry per file decoded
+    read_stacked = forms.read_stacked
+    monkeypatch.setattr(forms, "read_stacked", lambda files: calls.extend(files) or read_stacked(files))
     (tmp_path / "tree/mini/train/cat/0003.jpg").write_bytes(jpeg_bytes(rng))
     grown = JpegDataset(tmp_path / "tree", "train", cache=cache)
     assert len(grown) == 10 and len(calls) == 10
@@ -311,10 +314,20 @@ def test_cache_bad_files(tmp_path, rng, monkeypatch):
     good = JpegDataset(archive, "train", cache=cache)
     whole = cache.read_bytes()
     # An interrupted write leaves the previous cache and no temporary file.
-    monkeypatch.setattr(datasets, "_array_names", lambda count: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
+    original = h5py.Group.create_dataset
+    calls = []
+
+    def fail_midway(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("interrupted")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", fail_midway)
+    with pytest.raises(KeyboardInterrupt):
         JpegDataset(archive, "train", "dct", cache=cache)
     monkeypatch.undo()
+    assert len(calls) == 2
     assert cache.read_bytes() == whole and sorted(p.name for p in tmp_path.iterdir()) == ["mini.h5", "mini.zip", "tree"]
     # Truncated (say, by a copy that ran out of disk): a clear error, the file is kept.
     cache.write_bytes(whole[: len(whole) // 2])
@@ -338,6 +351,99 @@ def test_cache_bad_files(tmp_path, rng, monkeypatch):
         JpegDataset(archive, "train", cache=cache)
     cache.write_bytes(whole)
     assert_same_dataset(JpegDataset(archive, "train", cache=cache), good)
+
+
+class ThreadComm:
+    """A communicator of threads in one process, with the methods the cache uses of dctnet.distributed."""
+
+    def __init__(self, rank, shared):
+        self._rank, self._shared = rank, shared
+
+    def rank(self):
+        return self._rank
+
+    def world_size(self):
+        return self._shared["barrier"].parties
+
+    def barrier(self):
+        self._shared["barrier"].wait()
+
+    def _exchange(self, value):
+        """Every rank's ``value``, in rank order."""
+        self._shared[self._rank] = value
+        self.barrier()
+        values = [self._shared[r] for r in range(self.world_size())]
+        self.barrier()  # nobody overwrites a slot before all have read it
+        return values
+
+    def broadcast_object(self, obj):
+        return self._exchange(obj)[0]
+
+    def allreduce(self, array):
+        return np.sum(self._exchange(np.asarray(array)), axis=0)
+
+
+def on_ranks(size, make):
+    """``[make(comm) for each rank]``, the ranks running at once on threads; the first error is raised."""
+    shared = {"barrier": threading.Barrier(size, timeout=60)}  # a hang fails instead of waiting forever
+    results, errors = [None] * size, [None] * size
+
+    def run(rank):
+        try:
+            results[rank] = make(ThreadComm(rank, shared))
+        except BaseException as exc:
+            errors[rank] = exc
+            shared["barrier"].abort()  # release the others
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    raised = [exc for exc in errors if exc is not None]
+    if raised:  # the cause, rather than the others' broken barrier
+        raise next((e for e in raised if not isinstance(e, threading.BrokenBarrierError)), raised[0])
+    return results
+
+
+def test_cache_built_by_a_communicator(tmp_path, rng, request):
+    """Any object with rank/world_size/barrier/broadcast_object/allreduce builds the cache in shares."""
+    h5py = pytest.importorskip("h5py")
+    archive = write_zip(tmp_path / "mini.zip", write_tree(tmp_path / "tree", rng, per_class=3))
+    reference = JpegDataset(archive, "train", "pixels")  # Pillow: no Numba kernel shared by threads
+    cache = tmp_path / "cache" / "c.h5"
+    built = on_ranks(3, lambda comm: JpegDataset(archive, "train", "pixels", cache=cache, comm=comm))
+    for ds in built:
+        assert_same_dataset(ds, reference)
+    shards = [cache.with_name(f"c.h5.shard{r}-of-3.h5") for r in range(3)]
+    assert sorted(cache.parent.iterdir()) == sorted([cache, *shards])  # no temporary left
+    with h5py.File(cache, "r") as f:
+        assert f["data"].is_virtual and sorted(m.file_name for m in f["data"].virtual_sources()) == [s.name for s in shards]
+    for r, shard in enumerate(shards):
+        with h5py.File(shard, "r") as f:
+            assert f.attrs["shard"].tolist() == [r, 3, 3 * r, 3 * r + 3, 9] and len(f["data"]) == 3
+    # A communicator of one process is no communicator: the serial build.
+    alone = on_ranks(1, lambda comm: JpegDataset(archive, "train", "pixels", cache=tmp_path / "one.h5", comm=comm))
+    assert_same_dataset(alone[0], reference)
+    with h5py.File(tmp_path / "one.h5", "r") as f:
+        assert not f["data"].is_virtual
+    # Loaded on later runs, by the ranks or by one process alone, without parsing a file.
+    request.getfixturevalue("no_jpeg_reading")
+    for ds in on_ranks(3, lambda comm: JpegDataset(archive, "train", "pixels", cache=cache, comm=comm)):
+        assert_same_dataset(ds, reference)
+    assert_same_dataset(JpegDataset(archive, "train", "pixels", cache=cache), reference)
+
+
+def test_cache_ranks_must_agree(tmp_path, rng):
+    archive = write_zip(tmp_path / "mini.zip", write_tree(tmp_path / "tree", rng, per_class=3))
+
+    def make(comm):  # rank 1 asks for another data set
+        return JpegDataset(archive, "train", "pixels", cache=tmp_path / "c.h5", comm=comm,
+                           limit=1 if comm.rank() == 1 else None)
+
+    with pytest.raises(ValueError, match="ranks list different data sets"):
+        on_ranks(2, make)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mini.zip", "tree"]  # nothing written
 
 
 # ----------------------------------------------------------------------------- batches
@@ -472,7 +578,7 @@ def test_download_cifar10_offline(tmp_path, rng, monkeypatch):
     tarball = tmp_path / "served.tar.gz"
     originals = cifar10_tarball(tarball, rng)
     data = tarball.read_bytes()
-    monkeypatch.setattr(datasets, "CIFAR10_SHA256", sha256(data))
+    monkeypatch.setattr(datasets.cifar, "CIFAR10_SHA256", sha256(data))
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({datasets.CIFAR10_URL: data}, []))
     archive = datasets.download_cifar10(tmp_path / "data")
     assert archive == tmp_path / "data" / "cifar10-jpeg.zip"

@@ -41,6 +41,16 @@ def test_equals_spatial_bn_in_both_modes(rng, dtype, tol):
     np.testing.assert_allclose(dctnet.from_dct(out), ref, atol=tol * 10)
 
 
+def test_float32_statistics_do_not_cancel_for_large_means(rng):
+    """Two passes (mean, then squares of the centred blocks): no E[x^2] - mean^2 cancellation in float32."""
+    x = rng.normal(size=(8, 2, 32, 32)) + np.array([0.0, 100.0])[:, None, None]  # e.g. un-normalized pixels
+    ref = (x - x.mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
+    rv = np.ones(2, np.float32)
+    out = dct_batch_norm(dctnet.to_dct(x).astype(np.float32), None, rv, training=True).data
+    assert np.abs(dctnet.from_dct(out.astype(np.float64)) - ref).max() < 5e-5  # one pass: 1.7e-3
+    np.testing.assert_allclose(rv, 0.9 + 0.1 * x.var(axis=(0, 2, 3), ddof=1), rtol=1e-6)  # one pass: 7e-5
+
+
 def test_not_per_block_dc_zeroing(rng):
     """Centring removes the channel mean, not each block's mean."""
     x = rng.normal(size=(2, 1, 16, 16)) + np.array([0, 5])[:, None, None, None]

@@ -12,7 +12,7 @@ COUNTS = [1, 3, 6, 10, 15, 21, 28, 36, 43, 49, 54, 58, 61, 63, 64]
 
 
 def reference(x, n, method):
-    """Per block, with scipy's IDCT/DCT: the definition in DESIGN.md §3."""
+    """Per block, with scipy's IDCT/DCT: the definition in docs/design.md §3."""
     k = COUNTS[n - 1]
     trunc = np.array(x, dtype=np.float64)
     trunc[..., k:] = 0
@@ -97,25 +97,54 @@ def test_bad_arguments(coefs):
 
 
 @pytest.mark.cudasim
+@pytest.mark.parametrize("dtype, atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("n", [1, 6, 15])
-def test_cuda_kernel_matches_cpu(rng, n):
+def test_cuda_kernel_matches_cpu(rng, n, dtype, atol):
+    """The CUDA kernel, with scratch arrays of the input's dtype, equals the CPU kernel."""
     from numba import cuda
 
     from dctnet.kernels import asm, asm_cuda
-    from dctnet.transform import _constants
+    from dctnet.transform import kernel_constants
 
-    x = rng.normal(size=(3, 64))  # three blocks: the simulator runs ~0.1 s a block
-    d, izz = _constants(np, np.float64)
+    x = rng.normal(size=(3, 64)).astype(dtype)  # three blocks: the simulator runs ~0.1 s a block
+    d, izz = kernel_constants(np, dtype)
     k = COUNTS[n - 1]
     for k_val, k_out in ((64, 64), (k, 64)):  # ASM and APX forward
         cpu, cmask = np.empty_like(x), np.empty(x.shape, np.uint8)
         asm.masked(x, cpu, cmask, d, izz, k_val, k, k_out)
-        gpu, gmask = cuda.device_array(x.shape), cuda.device_array(x.shape, np.uint8)
+        gpu, gmask = cuda.device_array(x.shape, dtype), cuda.device_array(x.shape, np.uint8)
         asm_cuda.masked(cuda.to_device(x), gpu, gmask, cuda.to_device(d), cuda.to_device(izz), k_val, k, k_out)
-        np.testing.assert_allclose(gpu.copy_to_host(), cpu, atol=1e-12)
+        assert gpu.dtype == dtype
+        np.testing.assert_allclose(gpu.copy_to_host(), cpu, atol=atol)
         np.testing.assert_array_equal(gmask.copy_to_host(), cmask)
-    back = cuda.device_array(x.shape)  # backward reads the stored mask
+    back = cuda.device_array(x.shape, dtype)  # backward reads the stored mask
     asm_cuda.masked(cuda.to_device(x), back, cuda.to_device(cmask), cuda.to_device(d), cuda.to_device(izz), 64, 0, k)
     cpu = np.empty_like(x)
     asm.masked(x, cpu, cmask, d, izz, 64, 0, k)
-    np.testing.assert_allclose(back.copy_to_host(), cpu, atol=1e-12)
+    np.testing.assert_allclose(back.copy_to_host(), cpu, atol=atol)
+
+
+@pytest.mark.cudasim
+def test_cuda_kernel_refuses_other_dtypes():
+    from numba import cuda
+
+    from dctnet.kernels import asm_cuda
+    from dctnet.transform import kernel_constants
+
+    x = np.zeros((1, 64), np.float16)
+    d, izz = kernel_constants(np, np.float32)
+    with pytest.raises(TypeError, match="float32 or float64, found dtype float16"):
+        asm_cuda.masked(cuda.to_device(x), cuda.to_device(x), cuda.to_device(np.zeros((1, 64), np.uint8)), d, izz, 64, 64, 64)
+
+
+@pytest.mark.parametrize("method", ["asm", "apx"])
+def test_no_grad_relu_equals_recorded(method):
+    """The mask-free inference path equals the recorded one (moved from tests/test_layer_transforms.py)."""
+    x = dctnet.to_dct(np.random.default_rng(1).normal(size=(3, 2, 16, 16)))
+    t = dctnet.Tensor(x, requires_grad=True)
+    recorded = dct_relu(t, 15, method).data
+    with dctnet.no_grad():
+        fast = dct_relu(dctnet.Tensor(x, requires_grad=True), 15, method).data
+    np.testing.assert_array_equal(fast, recorded)
+    exact = dctnet.to_dct(np.maximum(dctnet.from_dct(x), 0))
+    np.testing.assert_allclose(asm_relu(x, 15, "auto"), exact, atol=1e-10)

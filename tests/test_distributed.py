@@ -107,6 +107,26 @@ def test_sync_batchnorm_conversion_shares_parameters_and_round_trips():
     np.testing.assert_allclose(a, b, atol=1e-9)
 
 
+@pytest.mark.parametrize("sync, plain, make, bn", [
+    (dist.SyncBatchNorm2d, nn.BatchNorm2d, lambda x: x, F.batch_norm),
+    (dist.SyncDCTBatchNorm, nn.DCTBatchNorm, dctnet.to_dct, F.dct_batch_norm),
+], ids=["pixels", "dct"])
+def test_sync_batchnorm_in_one_process_is_plain_batchnorm_and_gradchecks(sync, plain, make, bn):
+    rng = np.random.default_rng(4)  # not gradcheck's seed: x must not lie along its probe direction
+    x = make(rng.normal(1.0, 2.0, size=(3, 2, 8, 8)))
+    a, b = sync(2).astype(np.float64), plain(2).astype(np.float64)
+    for m in (a, b):
+        m.weight.data[...] = [0.5, 2.0]
+        m.bias.data[...] = [0.1, -0.3]
+    np.testing.assert_array_equal(a(dctnet.Tensor(x)).data, b(dctnet.Tensor(x)).data)
+    np.testing.assert_array_equal(a.running_var, b.running_var)
+    t = dctnet.Tensor(x, requires_grad=True)
+    # The Sync layer's own reduction hook (the allreduce; the identity in a one-process world).
+    assert dctnet.gradcheck(lambda t, w, bias: bn(t, None, None, w, bias, True, reduce=sync.reduce),
+                            [t, a.weight, a.bias])
+    assert dctnet.gradcheck(lambda t: a(t), [t])  # the module in training mode
+
+
 # ----------------------------------------------------------------------------- two processes
 
 TRAIN = """
@@ -206,6 +226,48 @@ def test_two_processes_train_like_one(tmp_path):
     assert float(ranks[0]["sum"][0]) == float(ranks[1]["sum"][0]) == 3.0
 
 
+UNEVEN = """
+import sys
+import numpy as np
+import dctnet
+from dctnet import distributed as dist
+
+out = sys.argv[1]
+rank, world = dist.init()
+x = np.random.default_rng(3).normal(1.0, 2.0, size=(5, 2, 8, 8))
+g = np.cos(3 * x)
+results = {}
+for name, cls, make in (("pixels", dist.SyncBatchNorm2d, lambda a: a), ("dct", dist.SyncDCTBatchNorm, dctnet.to_dct)):
+    bn = cls(2).astype(np.float64)
+    share = slice(0, 5) if rank == 0 else slice(5, 5)  # rank 1 holds no images at all
+    t = dctnet.Tensor(make(x)[share], requires_grad=True)
+    bn(t).backward(make(g)[share])
+    results.update({f"{name}/out": bn(t).data, f"{name}/grad": t.grad, f"{name}/running_var": bn.running_var,
+                    f"{name}/weight_grad": bn.weight.grad})
+np.savez(f"{out}/rank{rank}.npz", **results)
+"""
+
+
+def test_synchronized_batchnorm_with_an_empty_share(tmp_path):
+    proc, _ = _launch(UNEVEN, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    x = np.random.default_rng(3).normal(1.0, 2.0, size=(5, 2, 8, 8))
+    g = np.cos(3 * x)
+    for name, cls, make in (("pixels", nn.BatchNorm2d, lambda a: a), ("dct", nn.DCTBatchNorm, dctnet.to_dct)):
+        bn = cls(2).astype(np.float64)
+        t = dctnet.Tensor(make(x), requires_grad=True)
+        bn(t).backward(make(g))
+        out = bn(t).data
+        np.testing.assert_allclose(ranks[0][f"{name}/out"], out, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ranks[0][f"{name}/grad"], t.grad, rtol=0, atol=1e-12)
+        assert ranks[1][f"{name}/out"].shape == ranks[1][f"{name}/grad"].shape == (0,) + out.shape[1:]
+        for res in ranks:  # the same running statistics on every rank: the whole batch's
+            np.testing.assert_allclose(res[f"{name}/running_var"], bn.running_var, rtol=1e-13)
+        np.testing.assert_allclose(ranks[0][f"{name}/weight_grad"] + ranks[1][f"{name}/weight_grad"], bn.weight.grad,
+                                   rtol=1e-12)
+
+
 FAIL = """
 import sys
 import numpy as np
@@ -245,16 +307,18 @@ CACHE = """
 import sys
 from pathlib import Path
 import numpy as np
+import dctnet
 from dctnet import datasets, distributed as dist
+from dctnet.datasets import forms
 
 out = sys.argv[1]
 rank, world = dist.init()
 assert world == 2, world
 calls = []
-decode = datasets._decode
-datasets._decode = lambda *args: calls.append(1) or decode(*args)  # counts the files this rank decodes
-sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
-ds = datasets.JpegDataset(sample, "test", "coefficients", cache=f"{out}/cache/c.h5", progress=True)
+read_stacked = forms.read_stacked
+forms.read_stacked = lambda files: calls.extend(files) or read_stacked(files)  # counts the files this rank decodes
+sample = Path(dctnet.__file__).parent / "data" / "cifar10-sample.zip"
+ds = datasets.JpegDataset(sample, "test", "coefficients", cache=f"{out}/cache/c.h5", progress=True, comm=dist)
 np.savez(f"{out}/rank{rank}.npz", *ds.data.components, ds.data.qtables, labels=ds.labels, calls=len(calls))
 """
 
@@ -273,6 +337,7 @@ def _assert_same(arrays, reference):
 def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
     h5py = pytest.importorskip("h5py")
     from dctnet import datasets
+    from dctnet.datasets import forms
 
     proc, _ = _launch(CACHE, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -300,7 +365,8 @@ def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("a file was decoded")
 
-    monkeypatch.setattr(datasets, "_decode", no_decoding)
+    monkeypatch.setattr(forms, "read_stacked", no_decoding)
+    monkeypatch.setattr(dctnet.jpeg, "read_jpeg", no_decoding)
     cached = datasets.JpegDataset(SAMPLE, "test", "coefficients", cache=cache)
     _assert_same(_arrays(cached), _arrays(reference))
     assert (cached.files, cached.classes) == (reference.files, reference.classes)
@@ -329,15 +395,17 @@ def test_two_processes_build_the_cache_in_parallel(tmp_path, monkeypatch):
 CACHE_FAIL = """
 import sys
 from pathlib import Path
+import dctnet
 from dctnet import datasets, distributed as dist
+from dctnet.datasets import forms
 
 rank, world = dist.init()
 if rank == 1:
     def broken(*args):
         raise RuntimeError("deliberate decoding failure on rank 1")
-    datasets._decode = broken
-sample = Path(datasets.__file__).parent / "data" / "cifar10-sample.zip"
-datasets.JpegDataset(sample, "test", "coefficients", cache=f"{sys.argv[1]}/c.h5")
+    forms.read_stacked = broken
+sample = Path(dctnet.__file__).parent / "data" / "cifar10-sample.zip"
+datasets.JpegDataset(sample, "test", "coefficients", cache=f"{sys.argv[1]}/c.h5", comm=dist)
 """
 
 

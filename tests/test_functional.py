@@ -82,6 +82,61 @@ def test_batch_norm_rejects_bad_arguments():
         F.batch_norm(np.zeros(3), None, None, training=True)
 
 
+def _dct_input(rng, n=3):
+    import dctnet
+
+    return dctnet.to_dct(rng.normal(size=(n, 2, 8, 16)) * 2 + 1.5)
+
+
+BOTH_LAYOUTS = pytest.mark.parametrize("bn, make_x", [
+    (F.batch_norm, lambda rng, n=3: rng.normal(2.0, 3.0, size=(n, 2, 4, 5))),
+    (F.dct_batch_norm, _dct_input),
+], ids=["pixels", "dct"])
+
+
+@BOTH_LAYOUTS
+def test_batch_norm_reduction_hook_gives_the_whole_batch(rng, bn, make_x):
+    """``reduce=2 * partial sums``: two processes with the same batch, i.e. batch norm of it twice over."""
+    x, g = make_x(rng), make_x(rng)
+    twice, g2 = np.concatenate([x, x]), np.concatenate([g, g])
+    results = []
+    for inp, grad, reduce in ((x, g, lambda a: 2 * a), (twice, g2, None)):
+        xt, w, b = Tensor(inp, requires_grad=True), t64(np.random.default_rng(1), 2), t64(np.random.default_rng(2), 2)
+        rm, rv = np.full(2, 0.5), np.full(2, 2.0)
+        bn(xt, rm, rv, w, b, training=True, reduce=reduce).backward(grad)
+        out = bn(inp, rm, rv, w, b).data  # eval mode: the updated running statistics, no reduction
+        results.append((out, rm, rv, xt.grad, w.grad, b.grad))
+    (out, rm, rv, gx, gw, gb), (out2, rm2, rv2, gx2, gw2, gb2) = results
+    np.testing.assert_allclose(out, out2[:len(x)], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rm, rm2, rtol=1e-13)
+    np.testing.assert_allclose(rv, rv2, rtol=1e-13)  # unbiased with the global count
+    np.testing.assert_allclose(gx, gx2[:len(x)], rtol=1e-10, atol=1e-12)
+    # Parameter gradients are each process's own share (allreduce_gradients adds them up).
+    np.testing.assert_allclose(2 * gw, gw2, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(2 * gb, gb2, rtol=1e-10, atol=1e-12)
+
+
+@BOTH_LAYOUTS
+def test_batch_norm_gradcheck_with_a_one_process_reduction_hook(rng, bn, make_x):
+    calls = []
+
+    def reduce(a):  # a one-process world: the sum over processes is the local sum
+        calls.append(a.shape)
+        return a
+
+    x, w, b = Tensor(make_x(rng), requires_grad=True), t64(rng, 2), t64(rng, 2)
+    assert gradcheck(lambda x, w, b: bn(x, None, None, w, b, training=True, reduce=reduce), [x, w, b])
+    assert (2,) in calls and (3,) in calls and (4,) in calls  # count and sums, squares, the two gradient sums
+    plain = bn(x.data, None, None, w.data, b.data, training=True).data
+    np.testing.assert_array_equal(bn(x.data, None, None, w.data, b.data, training=True, reduce=reduce).data, plain)
+
+
+@BOTH_LAYOUTS
+def test_batch_norm_counts_values_over_all_processes(rng, bn, make_x):
+    with pytest.raises(ValueError, match="more than one value per channel over all processes"):
+        bn(make_x(rng)[:0], None, None, training=True, reduce=lambda a: a)  # an empty batch everywhere
+
+
 # -- activations -------------------------------------------------------------------
 
 def test_relu(rng):

@@ -237,7 +237,7 @@ def test_dct_conv_caches_the_dense_map_in_eval_mode(rng):
 class Wrapper(nn.Module):
     """A user module taking a sub-module and a number: saved and rebuilt like built-in ones."""
 
-    _domain_agnostic = True
+    input_domain = "any"
 
     def __init__(self, inner, scale=2.0):
         self.inner, self.scale = inner, scale
@@ -258,3 +258,27 @@ def test_user_modules_round_trip_through_config(tmp_path):
     np.testing.assert_array_equal(dctnet.load(tmp_path / "w.h5")(Tensor(x)).data, model(Tensor(x)).data)
     jpeg = dctnet.convert(model)  # declared domain-agnostic, so its children convert
     np.testing.assert_allclose(dctnet.from_dct(jpeg(dctnet.to_dct(x)).data), model(Tensor(x)).data, atol=1e-4)
+
+
+def test_jpeg_layer_lives_in_jpegdl_and_loads_in_a_fresh_interpreter(tmp_path):
+    import subprocess
+    import sys
+
+    from dctnet import jpegdl
+
+    assert dctnet.JPEGLayer is jpegdl.JPEGLayer and nn.MODULES["JPEGLayer"] is jpegdl.JPEGLayer
+    with pytest.raises(AttributeError, match=r"dctnet\.jpegdl\.JPEGLayer"):
+        nn.JPEGLayer  # noqa: B018 - nn is below jpegdl and does not hand it out
+    nn.manual_seed(0)
+    model = nn.Sequential(jpegdl.JPEGLayer(q_init=4.0), nn.Conv2d(3, 2, 3, padding=1), nn.GlobalAvgPool())
+    dctnet.save(model, tmp_path / "m.h5")
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    # Loading resolves the type by name in nn.MODULES; importing dctnet registers JPEGLayer there.
+    code = ("import sys, numpy as np, dctnet; m = dctnet.load(sys.argv[1]); "
+            "np.save(sys.argv[2], m(dctnet.Tensor(np.load(sys.argv[3]))).data); print(type(m[0]).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.h5"), str(tmp_path / "y.npy"),
+                          str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["JPEGLayer"]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), model.eval()(Tensor(x)).data)

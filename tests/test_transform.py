@@ -51,6 +51,42 @@ def test_to_dct_float32_keeps_dtype(rng):
     np.testing.assert_allclose(y, x, rtol=0, atol=1e-4 * 255)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_transforms_equal_parallel(dtype):
+    """serial=True (the JPEG-domain layers' drivers) computes exactly what the parallel ones do.
+
+    Moved here from tests/test_layer_transforms.py, where it tested the layers' private wrappers.
+    """
+    x = np.random.default_rng(0).normal(size=(2, 3, 16, 24)).astype(dtype)
+    c = dctnet.to_dct(x)
+    got = dctnet.to_dct(x, serial=True)
+    assert got.dtype == dtype and got.shape == c.shape
+    np.testing.assert_array_equal(got, c)
+    np.testing.assert_array_equal(dctnet.from_dct(c, serial=True), dctnet.from_dct(c))
+
+
+def test_kernel_constants_are_shared_and_read_only():
+    d, izz = dctnet.transform.kernel_constants(np, np.float32)
+    assert d.dtype == np.float32 and izz.dtype == np.int64
+    np.testing.assert_array_equal(d, dctnet.dct_matrix(np.float32))
+    np.testing.assert_array_equal(dctnet.ZIGZAG[izz], np.arange(64))  # izz inverts the zigzag scan
+    again = dctnet.transform.kernel_constants(np, "float32")
+    assert again[0] is d and again[1] is izz
+    assert not d.flags.writeable and not izz.flags.writeable
+    assert dctnet.transform.kernel_constants(np, np.float64)[0].dtype == np.float64
+
+
+def test_transform_does_not_import_the_autograd():
+    """The plain-array layer sits below the autograd (issue 15): no import of it, even inside a function."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(dctnet.transform))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and "autograd" in m}, imported
+
+
 def test_dc_is_eight_times_block_mean_and_energy_is_kept(rng):
     x = rng.normal(size=(16, 16))
     c = dctnet.to_dct(x)

@@ -18,24 +18,23 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, Tensor, is_grad_enabled
-from ..backend import get_array_module
-from ..transform import _constants, block_dct_matrix, frequency_count
+from ..backend import device_constant, get_array_module, kernel_module
+from ..transform import block_dct_matrix, frequency_count, kernel_constants
 
 __all__ = ["asm_relu", "apx_relu", "dct_relu"]
 
 _IMPLS = ("auto", "numba", "numpy")
 
 
-_MATRICES: dict = {}
+def _inverse_block_matrix(dtype):
+    """B.T, contiguous: natural pixels -> zigzag coefficients (``coefs = pix @ B.T``)."""
+    return np.ascontiguousarray(block_dct_matrix(dtype).T)
 
 
 def _matrices(xp, dtype):
-    """B (zigzag coefficients -> natural pixels: ``pix = F @ B``) and B.T, contiguous, cached."""
-    key = (xp.__name__, np.dtype(dtype).str)
-    if key not in _MATRICES:
-        b = block_dct_matrix(dtype)
-        _MATRICES[key] = (xp.asarray(b), xp.asarray(np.ascontiguousarray(b.T)))
-    return _MATRICES[key]
+    """B (zigzag coefficients -> natural pixels: ``pix = F @ B``) and B.T, on ``xp``."""
+    dtype = np.dtype(dtype)
+    return device_constant(block_dct_matrix, xp, dtype), device_constant(_inverse_block_matrix, xp, dtype)
 
 
 def _default_impl(xp):
@@ -43,16 +42,6 @@ def _default_impl(xp):
     # or float64 throughout) measured ~4x faster than the per-block Numba
     # kernel; on the GPU the fused kernel avoids the intermediate arrays.
     return "numpy" if xp is np else "numba"
-
-
-def _kernel_module(xp):
-    if xp is np:
-        from ..kernels import asm
-
-        return asm
-    from ..kernels import asm_cuda
-
-    return asm_cuda
 
 
 class DCTReLU(Function):
@@ -72,7 +61,7 @@ class DCTReLU(Function):
             out = xp.empty_like(flat)
             mask = xp.empty(flat.shape, dtype=np.uint8)
             k_val = k if method == "apx" else 64
-            _kernel_module(xp).masked(flat, out, mask, *_constants(xp, x.dtype), k_val, k, 64)
+            kernel_module("asm", xp).masked(flat, out, mask, *kernel_constants(xp, x.dtype), k_val, k, 64)
         else:
             b, bt = _matrices(xp, x.dtype)
             if method == "asm" and k == 64:  # the mask comes from the exact pixels: one IDCT
@@ -93,8 +82,8 @@ class DCTReLU(Function):
         flat = xp.ascontiguousarray(g.reshape(-1, 64))
         if ctx.impl == "numba":
             out = xp.empty_like(flat)
-            consts = _constants(xp, g.dtype)
-            _kernel_module(xp).masked(flat, out, ctx.mask, *consts, 64, 0, ctx.k_out)
+            consts = kernel_constants(xp, g.dtype)
+            kernel_module("asm", xp).masked(flat, out, ctx.mask, *consts, 64, 0, ctx.k_out)
         else:
             b, bt = _matrices(xp, g.dtype)
             t = flat @ b
@@ -130,5 +119,6 @@ def asm_relu(x, frequencies=15, impl="auto"):
 
 
 def apx_relu(x, frequencies=15, impl="auto"):
-    """The APX baseline: ReLU of the pixels rebuilt from the first n frequencies."""
+    """APX, the approximation ASM is compared with: ReLU of the pixels rebuilt
+    from the first n frequencies only."""
     return dct_relu(x, frequencies, "apx", impl)

@@ -4,7 +4,7 @@ A spatial conv with kernel K is linear, so in the JPEG domain it is
 ``Xi = J o C o J~`` (Ehrlich & Davis, Eq. 11–13). Xi only couples an output
 block with the input blocks its receptive field touches and is the same at every
 block position, so it is an ordinary convolution over the block grid with
-``Cin*64`` input and ``Cout*64`` output channels (DESIGN.md §3). Two exact
+``Cin*64`` input and ``Cout*64`` output channels (docs/design.md §3). Two exact
 evaluations are offered:
 
 * ``"dense"`` — the paper's: explode K into the block-conv weight
@@ -24,13 +24,11 @@ True
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module
-from ..transform import ZIGZAG, _from_dct, _to_dct, dct_matrix
+from ..backend import device_constant, get_array_module
+from ..transform import ZIGZAG, dct_matrix, from_dct, to_dct
 from .conv import conv2d
 from .pad import pad
 
@@ -40,37 +38,25 @@ METHODS = ("auto", "spatial", "dense")
 DEFAULT_METHOD = "spatial"  # fastest measured on CPU (benchmarks/bench_jpeg_domain.py)
 
 
-def _layer_dct(x):
-    """:func:`to_dct` for a network layer: on the CPU, on the calling thread.
-
-    The layers alternate these transforms with BLAS GEMMs; OpenBLAS's workers
-    keep spinning after each GEMM, so Numba's parallel workers would contend
-    with them for the cores (measured ~1.5x slower on 2 cores).
-    """
-    return _to_dct(x, serial=True)
-
-
-def _layer_idct(c):
-    """:func:`from_dct` for a network layer (see :func:`_layer_dct`)."""
-    return _from_dct(c, serial=True)
-
-
+# The layers alternate these transforms with BLAS GEMMs; OpenBLAS's workers keep
+# spinning after each GEMM, so Numba's parallel workers would contend with them
+# for the cores (measured ~1.5x slower on 2 cores): hence serial=True.
 class BlockDCT(Function):
     """Pixels (..., H, W) -> coefficients (..., H/8, W/8, 64); the adjoint is the inverse."""
 
     def forward(ctx, x):
-        return _layer_dct(x)
+        return to_dct(x, serial=True)
 
     def backward(ctx, g):
-        return (_layer_idct(g),)
+        return (from_dct(g, serial=True),)
 
 
 class BlockIDCT(Function):
     def forward(ctx, c):
-        return _layer_idct(c)
+        return from_dct(c, serial=True)
 
     def backward(ctx, g):
-        return (_layer_dct(g),)
+        return (to_dct(g, serial=True),)
 
 
 def block_dct(x):
@@ -102,7 +88,6 @@ def block_window(k: int, stride: int, padding: int) -> tuple[int, int]:
     return (-padding) // 8, (7 * stride - padding + k - 1) // 8
 
 
-@functools.lru_cache(maxsize=32)
 def _axis_map(k, stride, padding):
     """A[a_out, w, a_in, tap]: 1-D DCT coefficient a_out of the output block from
     input frequency a_in in window block w through kernel tap ``tap``."""
@@ -121,9 +106,11 @@ def _axis_map(k, stride, padding):
     return a
 
 
-@functools.lru_cache(maxsize=32)
 def _explode_basis(kh, kw, stride, padding, dtype):
-    """T (64 out, 64 in, wh, ww, kh, kw) in zigzag order: W = einsum(K, T)."""
+    """T (64 out, 64 in, wh, ww, kh, kw) in zigzag order: W = einsum(K, T).
+
+    Cached per device and dtype by :func:`~dctnet.backend.device_constant`.
+    """
     ay = _axis_map(kh, stride[0], padding[0])
     ax = _axis_map(kw, stride[1], padding[1])
     t = np.einsum("pwqy,rvsx->prqswvyx", ay, ax)  # (8,8 out, 8,8 in, wh, ww, kh, kw)
@@ -138,7 +125,7 @@ class ExplodeKernel(Function):
     def forward(ctx, k, stride=(1, 1), padding=(0, 0)):
         xp = get_array_module(k)
         cout, cin, kh, kw = k.shape
-        t = xp.asarray(_explode_basis(kh, kw, stride, padding, np.dtype(k.dtype).str))
+        t = device_constant(_explode_basis, xp, kh, kw, stride, padding, np.dtype(k.dtype))
         ctx.t, ctx.kshape = t, k.shape
         wh, ww = t.shape[2:4]
         # (Cout*Cin, kh*kw) @ (kh*kw, 64*64*wh*ww): one GEMM
@@ -204,10 +191,15 @@ def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto", explode
     else:
         y = _dense(x, weight, stride, padding, bho, bwo, exploded)
     if bias is not None:  # a constant per channel lives in the DC only: 8 * bias
-        dc = np.zeros(64, dtype=np.dtype(y.dtype))
-        dc[0] = 8
-        y = y + bias.reshape(-1, 1, 1, 1) * get_array_module(y.data).asarray(dc)
+        y = y + bias.reshape(-1, 1, 1, 1) * device_constant(_dc_of_one, get_array_module(y.data), np.dtype(y.dtype))
     return y
+
+
+def _dc_of_one(dtype):
+    """The zigzag coefficients of a block of ones: DC 8, the rest 0."""
+    dc = np.zeros(64, dtype=dtype)
+    dc[0] = 8
+    return dc
 
 
 def _dense(x, weight, stride, padding, bho, bwo, exploded=None):

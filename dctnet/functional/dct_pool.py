@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..autograd import as_tensor
+
 __all__ = ["dct_global_avg_pool"]
 
 
@@ -16,8 +18,6 @@ def dct_global_avg_pool(x):
     >>> np.allclose(dct_global_avg_pool(dctnet.to_dct(x)).data, x.mean(axis=(2, 3)))
     True
     """
-    from ..autograd import as_tensor
-
     x = as_tensor(x)
     if x.ndim != 5 or x.shape[-1] != 64:
         raise ValueError(f"dct_global_avg_pool expects (N, C, BH, BW, 64), found shape {x.shape}")
