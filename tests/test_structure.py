@@ -40,11 +40,11 @@ PACKAGE = "dctnet"
 # docs/design.md §1, bottom to top. A module may import modules of its own layer
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
-    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.transform",
+    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.threads", "dctnet.transform",
                       "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
-    ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
+    ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl", "dctnet.engine")),
     ("conversion", ("dctnet.conversion",)),
     ("files", ("dctnet.atomic", "dctnet.io")),
     ("data", ("dctnet.datasets",)),
