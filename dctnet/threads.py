@@ -30,6 +30,7 @@ import contextlib
 import itertools
 import os
 import queue
+import sys
 import threading
 
 import numpy as np  # imported first: the BLAS controller must see NumPy's BLAS
@@ -83,11 +84,13 @@ def serial_blas():
     or concurrent users share it: the first one in sets it, the last one out
     restores it.
     """
-    global _controller, _blas_depth, _limiter
+    global _controller, _blas_depth, _limiter, _modules_seen
     with _lock_blas:
         if _blas_depth == 0:
-            if _controller is None:
-                _controller = ThreadpoolController()
+            # A BLAS library loaded after the controller was made (scipy.linalg,
+            # torch, ...) would keep its threads: look again after new imports.
+            if _controller is None or len(sys.modules) != _modules_seen:
+                _controller, _modules_seen = ThreadpoolController(), len(sys.modules)
             _limiter = _controller.limit(limits=1, user_api="blas")
         _blas_depth += 1
     try:
@@ -101,6 +104,7 @@ def serial_blas():
 
 _lock_blas = threading.Lock()
 _limiter = None
+_modules_seen = 0
 
 
 class _Pool:

@@ -1,5 +1,8 @@
 """dctnet.threads: every item once, errors re-raised, nesting, BLAS limits restored."""
 
+import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -95,3 +98,19 @@ def test_thread_count_validation(monkeypatch):
         threads.default_num_threads()
     monkeypatch.setenv("DCTNET_NUM_THREADS", "3")
     assert threads.default_num_threads() == 3
+
+
+def test_blas_loaded_later_is_limited_too():
+    """A BLAS library imported after the first parallel region (here SciPy's) is found."""
+    code = (
+        "import numpy, dctnet.threads as t\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with t.serial_blas(): pass\n"
+        "import scipy.linalg\n"
+        "with t.serial_blas():\n"
+        "    counts = [lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas']\n"
+        "print(counts)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    counts = json.loads(done.stdout.strip())
+    assert counts and all(n == 1 for n in counts)
