@@ -398,6 +398,7 @@ class LRScheduler:
     """
 
     _options: tuple = ()  # attribute names saved in state_dict
+    per_step = False  # True: a schedule over optimizer steps, to step after every one (not every epoch)
 
     def __init__(self, optimizer: Optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -548,8 +549,8 @@ class LinearLR(LRScheduler):
 class WarmupCosineLR(LRScheduler):
     """A per-iteration schedule: linear warm-up, then one cosine down to ``eta_min``.
 
-    Call :meth:`step` after every optimizer step. For step ``t`` (0 at
-    construction) with ``w = warmup_steps`` and ``T = total_steps``:
+    Call :meth:`step` after every optimizer step (``per_step`` is True, so a
+    training loop knows). For step ``t`` (0 at construction) with ``w = warmup_steps`` and ``T = total_steps``:
 
     * ``t < w``: ``lr = base_lr * (f + (1 - f) * t / w)`` with
       ``f = warmup_start_factor`` (PyTorch's ``LinearLR``);
@@ -574,6 +575,7 @@ class WarmupCosineLR(LRScheduler):
     """
 
     _options = ("total_steps", "warmup_steps", "warmup_start_factor", "eta_min")
+    per_step = True
 
     def __init__(self, optimizer, total_steps: int, warmup_steps: int = 0, warmup_start_factor: float = 0.1,
                  eta_min: float = 0.0):

@@ -91,3 +91,9 @@ def test_state_dict_round_trip():
 def test_rejects_bad_options(options, match):
     with pytest.raises(ValueError, match=match):
         optim.WarmupCosineLR(two_groups(), **options)
+
+
+def test_per_step_flag():
+    opt = two_groups()
+    assert optim.WarmupCosineLR(opt, total_steps=3).per_step
+    assert not optim.CosineAnnealingLR(opt, T_max=3).per_step
