@@ -10,13 +10,18 @@ moments accumulate channel by channel in a fixed order (reproducible). Like
 ``prange``); CuPy arrays take the unfused array ops instead.
 """
 
+import numpy as np
 from numba import njit
 
 
 @njit(nogil=True, cache=True)
 def moments(y, sums):
     """``sums[0] += y.sum(axis=0)``, ``sums[1] += (y * y).sum(axis=0)``, in float64."""
-    _accumulate(y, y, y, 1, 0, y.shape[0], sums)
+    for p in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            v = float(y[p, c])
+            sums[0, c] += v
+            sums[1, c] += v * v
 
 
 @njit(nogil=True, cache=True)
@@ -37,17 +42,61 @@ def affine2_relu(y, a, b, r, ar, br, out):
             out[p, c] = max(a[c] * y[p, c] + ar[c] * r[p, c] + (b[c] + br[c]), zero)
 
 
+# Rows per block: the masking loop writes one array and the summing loop then
+# reads it back from L1. Each loop vectorizes on its own; fused into one, the
+# stores to an output that might alias the inputs keep LLVM scalar (8x slower).
+BLOCK = 64
+
+
+# The masking kernels sum into accumulators of their own (fresh arrays, not
+# the caller's ``sums``, which might alias an input): then the row loops
+# vectorize, measured 2.5x faster.
+@njit(nogil=True, cache=True, inline="always")
+def _accumulate2(g, y, p0, p1, s0, s1):
+    """Rows p0..p1: ``s0 += sum(g)``, ``s1 += sum(g*y)`` per channel, in float64."""
+    for p in range(p0, p1):
+        for c in range(g.shape[1]):
+            f = float(g[p, c])
+            s0[c] += f
+            s1[c] += f * y[p, c]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _accumulate3(g, y, r, p0, p1, s0, s1, s2):
+    """Rows p0..p1: ``s0 += sum(g)``, ``s1 += sum(g*y)``, ``s2 += sum(g*r)``, in float64."""
+    for p in range(p0, p1):
+        for c in range(g.shape[1]):
+            f = float(g[p, c])
+            s0[c] += f
+            s1[c] += f * y[p, c]
+            s2[c] += f * r[p, c]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _add(sums, s0, s1, s2):
+    for c in range(s0.size):
+        sums[0, c] += s0[c]
+        sums[1, c] += s1[c]
+    for c in range(s2.size):
+        sums[2, c] += s2[c]
+
+
 @njit(nogil=True, cache=True)
 def masked_moments(g, out, y, r, has_r, gm, sums):
     """``gm = g * (out > 0)`` and, in float64, ``sums[0] += gm.sum(0)``,
     ``sums[1] += (gm * y).sum(0)``, ``sums[2] += (gm * r).sum(0)`` (when ``has_r``)."""
     zero = g.dtype.type(0)
+    s0, s1, s2 = np.zeros(g.shape[1]), np.zeros(g.shape[1]), np.zeros(g.shape[1] if has_r else 0)
     for p0 in range(0, g.shape[0], BLOCK):
         p1 = min(p0 + BLOCK, g.shape[0])
         for p in range(p0, p1):
             for c in range(g.shape[1]):
                 gm[p, c] = g[p, c] if out[p, c] > zero else zero
-        _accumulate(gm, y, r, 2 if has_r else 0, p0, p1, sums)
+        if has_r:
+            _accumulate3(gm, y, r, p0, p1, s0, s1, s2)
+        else:
+            _accumulate2(gm, y, p0, p1, s0, s1)
+    _add(sums, s0, s1, s2)
 
 
 @njit(nogil=True, cache=True)
@@ -62,43 +111,12 @@ def affine_grad(g, y, a, b, c0, out):
 def relu_grad_moments(g, h, y, sums):
     """In place ``g *= (h > 0)``, then (float64) ``sums[0] += g.sum(0)``, ``sums[1] += (g * y).sum(0)``."""
     zero = g.dtype.type(0)
+    s0, s1, s2 = np.zeros(g.shape[1]), np.zeros(g.shape[1]), np.zeros(0)
     for p0 in range(0, g.shape[0], BLOCK):
         p1 = min(p0 + BLOCK, g.shape[0])
         for p in range(p0, p1):
             for c in range(g.shape[1]):
                 if not h[p, c] > zero:
                     g[p, c] = zero
-        _accumulate(g, y, y, 0, p0, p1, sums)
-
-
-# Rows per block: the masking loop writes one array and the summing loop then
-# reads it back from L1. Kept apart, each loop vectorizes; fused into one, the
-# stores to two arrays that might alias keep LLVM scalar.
-BLOCK = 64
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _accumulate(g, y, r, kind, p0, p1, sums):
-    """Rows p0..p1 of g into the float64 sums: kind 0: sum(g), sum(g*y); 1: sum(g),
-    sum(g*g); 2: sum(g), sum(g*y), sum(g*r). Four rows are added in registers
-    before each update of ``sums``, so that the update's store-to-load latency
-    is paid once per four rows (measured 3x faster); the order is fixed."""
-    p = p0
-    while p + 4 <= p1:
-        for c in range(g.shape[1]):
-            a0, a1, a2, a3 = float(g[p, c]), float(g[p + 1, c]), float(g[p + 2, c]), float(g[p + 3, c])
-            sums[0, c] += (a0 + a1) + (a2 + a3)
-            if kind == 1:
-                sums[1, c] += (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)
-            else:
-                sums[1, c] += (a0 * y[p, c] + a1 * y[p + 1, c]) + (a2 * y[p + 2, c] + a3 * y[p + 3, c])
-            if kind == 2:
-                sums[2, c] += (a0 * r[p, c] + a1 * r[p + 1, c]) + (a2 * r[p + 2, c] + a3 * r[p + 3, c])
-        p += 4
-    for q in range(p, p1):
-        for c in range(g.shape[1]):
-            f = float(g[q, c])
-            sums[0, c] += f
-            sums[1, c] += f * (f if kind == 1 else y[q, c])
-            if kind == 2:
-                sums[2, c] += f * r[q, c]
+        _accumulate2(g, y, p0, p1, s0, s1)
+    _add(sums, s0, s1, s2)
