@@ -129,12 +129,15 @@ def bias_act(y, bias, relu):
 
 
 @njit(nogil=True, cache=True)
-def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols):
+def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, scale, shift, relu):
     """Patches of images ``n0 .. n0+count`` of ``x`` (N, H, W, C) as the rows of ``cols``.
 
     ``cols[((m*ho + y)*wo + xo)*K + (i*kw + j)*C + ci] = x[n0+m, y*sh+i-top, xo*sw+j-left, ci]``
     with ``K = kh*kw*C``, zero where the window leaves the image. Each kernel
     row of a patch is one contiguous run of (up to) ``kw*C`` input values.
+    With ``relu``, the patches hold ``max(scale[ci] * x + shift[ci], 0)``
+    instead (a batch norm + ReLU applied on the way, so that its output need
+    not be stored); the padding stays zero.
     """
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     xf = x.reshape(-1)
@@ -161,8 +164,14 @@ def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols):
                         cols[d + t] = zero
                     src = uintp(img + (r * w + c0 + jlo) * c)
                     dst = d + uintp(jlo * c)
-                    for t in range(uintp((jhi - jlo) * c)):
-                        cols[dst + t] = xf[src + t]
+                    if relu:
+                        for j in range(uintp(jhi - jlo)):
+                            o = j * uintp(c)
+                            for ci in range(uintp(c)):
+                                cols[dst + o + ci] = max(scale[ci] * xf[src + o + ci] + shift[ci], zero)
+                    else:
+                        for t in range(uintp((jhi - jlo) * c)):
+                            cols[dst + t] = xf[src + t]
 
 
 @njit(nogil=True, cache=True)

@@ -25,15 +25,6 @@ def moments(y, sums):
 
 
 @njit(nogil=True, cache=True)
-def affine_relu(y, a, b, out):
-    """``out = max(a * y + b, 0)`` with per-channel ``a``, ``b`` (``out`` may be ``y``)."""
-    zero = y.dtype.type(0)
-    for p in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            out[p, c] = max(a[c] * y[p, c] + b[c], zero)
-
-
-@njit(nogil=True, cache=True)
 def affine2_relu(y, a, b, r, ar, br, out):
     """``out = max(a * y + b + ar * r + br, 0)``: the end of a residual block."""
     zero = y.dtype.type(0)
@@ -108,15 +99,16 @@ def affine_grad(g, y, a, b, c0, out):
 
 
 @njit(nogil=True, cache=True)
-def relu_grad_moments(g, h, y, sums):
-    """In place ``g *= (h > 0)``, then (float64) ``sums[0] += g.sum(0)``, ``sums[1] += (g * y).sum(0)``."""
+def relu_grad_moments(g, y, a, b, sums):
+    """In place ``g *= (a * y + b > 0)``, the mask of ``relu(a * y + b)`` (per-channel
+    ``a``, ``b``), then (float64) ``sums[0] += g.sum(0)``, ``sums[1] += (g * y).sum(0)``."""
     zero = g.dtype.type(0)
     s0, s1, s2 = np.zeros(g.shape[1]), np.zeros(g.shape[1]), np.zeros(0)
     for p0 in range(0, g.shape[0], BLOCK):
         p1 = min(p0 + BLOCK, g.shape[0])
         for p in range(p0, p1):
             for c in range(g.shape[1]):
-                if not h[p, c] > zero:
+                if not a[c] * y[p, c] + b[c] > zero:
                     g[p, c] = zero
         _accumulate2(g, y, p0, p1, s0, s1)
     _add(sums, s0, s1, s2)

@@ -140,7 +140,14 @@ def test_im2col_kernels_match_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo
     c = xs[1]
     rows = ref.reshape(n, c, kh, kw, hw).transpose(0, 4, 2, 3, 1).reshape(n, hw, kh * kw * c)
     cols = np.full(rows[1:].size, np.nan, dtype)
-    conv_kernels.im2col_rows(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols)
+    xh, none = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.empty(0, dtype)
+    conv_kernels.im2col_rows(xh, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols, none, none, False)
+    np.testing.assert_array_equal(cols.reshape(rows[1:].shape), rows[1:])
+    # with a per-channel affine map + ReLU on the way; the padding stays zero
+    scale, shift = rng.uniform(0.5, 2, c).astype(dtype), rng.normal(size=c).astype(dtype)
+    mapped = im2col_reference(np.maximum(x * scale[:, None, None] + shift[:, None, None], 0), kh, kw, sh, sw, top, left, ho, wo)
+    rows = mapped.reshape(n, c, kh, kw, hw).transpose(0, 4, 2, 3, 1).reshape(n, hw, kh * kw * c)
+    conv_kernels.im2col_rows(xh, 1, n - 1, kh, kw, sh, sw, top, left, ho, wo, cols, scale, shift, True)
     np.testing.assert_array_equal(cols.reshape(rows[1:].shape), rows[1:])
 
 

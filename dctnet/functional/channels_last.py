@@ -52,35 +52,43 @@ def weight_from_matrix(wt, shape):
     return np.ascontiguousarray(wt.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
 
 
-def _patches(x, s, m, kernel, stride, top, left, ho, wo, k):
+_NONE = np.empty(0, np.float32)
+
+
+def _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform):
     """The patch matrix (m*ho*wo, k) of images ``s .. s+m`` of ``x`` (NHWC), in a scratch buffer."""
     cols = scratch("nhwc.cols", (m * ho * wo, k), x.dtype)
-    conv_kernels.im2col_rows(x, s, m, kernel[0], kernel[1], stride[0], stride[1], top, left, ho, wo, cols.reshape(-1))
+    scale, shift = (_NONE, _NONE) if transform is None else transform
+    conv_kernels.im2col_rows(x, s, m, kernel[0], kernel[1], stride[0], stride[1], top, left, ho, wo,
+                             cols.reshape(-1), scale, shift, transform is not None)
     return cols
 
 
-def _piece(x, kernel, stride, top, left, ho, wo, k):
+def _piece(x, kernel, stride, top, left, ho, wo, k, transform):
     """Images per piece, or 0 when a 1x1 stride-1 unpadded conv can multiply the input as it is."""
-    if kernel == (1, 1) and stride == (1, 1) and (top, left, ho, wo) == (0, 0) + x.shape[1:3]:
+    same = kernel == (1, 1) and stride == (1, 1) and (top, left, ho, wo) == (0, 0) + x.shape[1:3]
+    if same and transform is None:
         return 0
     return max(1, CHUNK_BYTES["cpu"] // (k * ho * wo * x.itemsize))
 
 
-def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
+def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None, transform=None):
     """``out`` (n, ho, wo, Cout) = conv of ``x`` (n, H, W, Cin) by ``wt`` (kh*kw*Cin, Cout).
 
     ``top``/``left`` pad before the image (negative: crop); ``out``'s size
     fixes the padding after it. The patches are built in pieces of images
     within CHUNK_BYTES["cpu"], each followed by one GEMM into ``out`` and,
     while that is in cache, ``epilogue(start, count, y)`` with ``y`` the
-    piece's output as (count*ho*wo, Cout). A 1x1 stride-1 unpadded conv
+    piece's output as (count*ho*wo, Cout). ``transform=(scale, shift)``
+    convolves ``max(scale * x + shift, 0)`` (per channel) instead of ``x``,
+    applied while the patches are built. A 1x1 stride-1 unpadded conv
     multiplies its input as it is.
     """
     n = x.shape[0]
     k, o = wt.shape
     ho, wo = out.shape[1:3]
     hw = ho * wo
-    piece = _piece(x, kernel, stride, top, left, ho, wo, k)
+    piece = _piece(x, kernel, stride, top, left, ho, wo, k, transform)
     if not piece:
         y = np.matmul(x.reshape(n * hw, k), wt, out=out.reshape(n * hw, o))
         if epilogue is not None:
@@ -89,25 +97,26 @@ def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None):
     rows = out.reshape(n * hw, o)
     for s in range(0, n, piece):
         m = min(piece, n - s)
-        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k)
+        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform)
         y = np.matmul(cols, wt, out=rows[s * hw : (s + m) * hw])
         if epilogue is not None:
             epilogue(s, m, y)
     return out
 
 
-def weight_grad_images(x, g, kernel, stride, top, left, out):
-    """``out`` (kh*kw*Cin, Cout) = dL/dwt of these images: ``cols.T @ g``, summed over pieces."""
+def weight_grad_images(x, g, kernel, stride, top, left, out, transform=None):
+    """``out`` (kh*kw*Cin, Cout) = dL/dwt of these images: ``cols.T @ g``, summed over pieces
+    (``transform`` as in :func:`forward_images`)."""
     n = x.shape[0]
     ho, wo, o = g.shape[1:]
     hw, k = ho * wo, kernel[0] * kernel[1] * x.shape[3]
     rows = g.reshape(n * hw, o)
-    piece = _piece(x, kernel, stride, top, left, ho, wo, k)
+    piece = _piece(x, kernel, stride, top, left, ho, wo, k, transform)
     if not piece:
         return np.matmul(x.reshape(n * hw, k).T, rows, out=out)
     for s in range(0, n, piece):
         m = min(piece, n - s)
-        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k)
+        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform)
         gp = rows[s * hw : (s + m) * hw]
         if s == 0:
             np.matmul(cols.T, gp, out=out)

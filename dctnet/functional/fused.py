@@ -8,8 +8,9 @@ the engine's threads (:mod:`dctnet.threads`), with the work between the GEMMs
 fused while it is in cache:
 
 * forward: each conv's batch-norm moments are taken in its GEMM epilogue;
-  BN1 + ReLU is applied to a chunk right before conv2 reads it; BN2 +
-  shortcut BN + addition + ReLU is one pass;
+  BN1 + ReLU is applied while conv2's patches are built, so its output is
+  never stored (backward forms it again the same way); BN2 + shortcut BN +
+  addition + ReLU is one pass;
 * backward: the ReLU mask and the three sums BN2 and the shortcut BN need
   are one pass; each chunk's BN gradient feeds its conv's weight and input
   gradients right away, and the input gradient of conv2 is masked by ReLU1
@@ -134,7 +135,7 @@ class ResidualBlockOp(Function):
         chunk, tasks = chunking(n, (cin * h * w + 2 * c * ho * wo) * x.itemsize)
         wt1, wt2 = weight_matrix(w1), weight_matrix(w2)
         wts = weight_matrix(ws) if proj else None
-        y1, h1, y2, out = (np.empty((n, ho, wo, c), dtype) for _ in range(4))
+        y1, y2, out = (np.empty((n, ho, wo, c), dtype) for _ in range(3))
         ys = np.empty((n, ho, wo, c), dtype) if proj else None
         sums1, sums2, sumss = (np.zeros((tasks, 2, c)) for _ in range(3))
         st = (stride, stride)
@@ -156,10 +157,10 @@ class ResidualBlockOp(Function):
         else:
             a_s, c_s = np.ones(c, dtype), np.zeros(c, dtype)
 
-        def conv2(worker, t):
+        def conv2(worker, t):  # conv2 reads relu(bn1(y1)), formed while its patches are built
             p = parts(t)
-            fk.affine_relu(_rows(y1, p), a1, c1, _rows(h1, p))
-            forward_images(h1[p], wt2, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k, y: fk.moments(y, sums2[t]))
+            forward_images(y1[p], wt2, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k, y: fk.moments(y, sums2[t]),
+                           transform=(a1, c1))
 
         parallel_for(conv2, tasks)
         a2, c2, mu2, inv2 = _train_stats(_sum_tasks(sums2), m, g2, b2, rm2, rv2, mo2, e2, dtype)
@@ -169,14 +170,14 @@ class ResidualBlockOp(Function):
             fk.affine2_relu(_rows(y2, p), a2, c2, _rows(ys if proj else x, p), a_s, c_s, _rows(out, p))
 
         parallel_for(finish, tasks)
-        ctx.save_for_backward(x, w1, w2, ws, y1, h1, y2, ys, out)
-        ctx.stats = (a1, mu1, inv1), (a2, mu2, inv2), ((a_s, mus, invs) if proj else None)
+        ctx.save_for_backward(x, w1, w2, ws, y1, y2, ys, out)
+        ctx.stats = (a1, c1, mu1, inv1), (a2, mu2, inv2), ((a_s, mus, invs) if proj else None)
         ctx.stride, ctx.chunking = stride, (chunk, tasks)
         return out
 
     def _backward(ctx, g):
-        x, w1, w2, ws, y1, h1, y2, ys, out = ctx.saved
-        (a1, mu1, inv1), (a2, mu2, inv2), sc = ctx.stats
+        x, w1, w2, ws, y1, y2, ys, out = ctx.saved
+        (a1, c1, mu1, inv1), (a2, mu2, inv2), sc = ctx.stats
         stride, (chunk, tasks) = ctx.stride, ctx.chunking
         need = ctx.needs_input_grad
         proj, want_x = ws is not None, need[0]
@@ -205,21 +206,21 @@ class ResidualBlockOp(Function):
             coefs, dgs, dbs = _bn_backward(s[0], s[2], m, a_s, mus, invs, dtype)
 
         # 2. conv2's gradients, ReLU1's mask and the moments of BN1; the shortcut's gradients
-        gh = np.empty_like(h1)
+        gh = np.empty_like(y1)
         gx = np.empty(x.shape, dtype) if want_x else None
         pw2 = np.empty((tasks, 9 * c, c), dtype)
         pws = np.empty((tasks, cin, c), dtype) if proj else None
         sums1 = np.zeros((tasks, 2, c))
-        plan2 = InputGrad(w2, h1.shape, y2.shape, (1, 1), (1, 1))
+        plan2 = InputGrad(w2, y1.shape, y2.shape, (1, 1), (1, 1))
         plans = InputGrad(ws, x.shape, y2.shape, st, (0, 0)) if proj and want_x else None
 
         def conv2_grads(worker, t):
             p = parts(t)
             gy = scratch("fused.gy", gm[p].shape, dtype)
             fk.affine_grad(_rows(gm, p), _rows(y2, p), *coef2, gy.reshape(-1, c))
-            weight_grad_images(h1[p], gy, (3, 3), (1, 1), 1, 1, pw2[t])
+            weight_grad_images(y1[p], gy, (3, 3), (1, 1), 1, 1, pw2[t], transform=(a1, c1))
             plan2.images(gy, gh[p])
-            fk.relu_grad_moments(_rows(gh, p), _rows(h1, p), _rows(y1, p), sums1[t])
+            fk.relu_grad_moments(_rows(gh, p), _rows(y1, p), a1, c1, sums1[t])
             if proj:
                 fk.affine_grad(_rows(gm, p), _rows(ys, p), *coefs, gy.reshape(-1, c))
                 weight_grad_images(x[p], gy, (1, 1), st, 0, 0, pws[t])
