@@ -40,7 +40,7 @@ PACKAGE = "dctnet"
 # docs/design.md §1, bottom to top. A module may import modules of its own layer
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
-    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.threads", "dctnet.transform",
+    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.threads", "dctnet.buffers", "dctnet.transform",
                       "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),

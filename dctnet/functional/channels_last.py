@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import buffers
 from ..kernels import conv as conv_kernels
 from ..threads import parallel_for, scratch
 from .conv import CHUNK_BYTES, chunking, stride_phase
@@ -164,7 +165,7 @@ class InputGrad:
 
 
 def _transpose(x, shape, kernel):
-    out = np.empty(shape, x.dtype)
+    out = buffers.empty(shape, x.dtype)
     chunk, tasks = chunking(x.shape[0], x[:1].nbytes)
     parallel_for(lambda worker, t: kernel(x, t * chunk, min(chunk, x.shape[0] - t * chunk), out), tasks)
     return out

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import buffers
 from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import conv as conv_kernels
@@ -296,7 +297,7 @@ def cpu_forward(x, weight, bias, stride, padding):
     (sh, sw), (ph, pw) = stride, padding
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     w2 = weight.reshape(o, -1)
-    out = np.empty((n, o, ho, wo), x.dtype)
+    out = buffers.empty((n, o, ho, wo), x.dtype)
     chunk, tasks = chunking(n, w2.shape[1] * ho * wo * x.itemsize)
 
     def add_bias(start, count, y):
@@ -328,7 +329,7 @@ def cpu_weight_grad(x, g, wshape, stride, padding):
 def cpu_input_grad(g, weight, xshape, stride, padding):
     """dL/dx by :class:`InputGradPlan`, a few images per task on the engine's threads."""
     plan = _InputGradPlan(weight, xshape, g.shape, stride, padding)
-    gx = np.empty(xshape, g.dtype)
+    gx = buffers.empty(xshape, g.dtype)
     o, _, kh, kw = weight.shape
     chunk, tasks = chunking(g.shape[0], o * kh * kw * xshape[2] * xshape[3] * g.itemsize)
 

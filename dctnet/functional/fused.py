@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import buffers
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from ..kernels import fused as fk
@@ -123,8 +124,8 @@ class ResidualBlockOp(Function):
         with serial_blas():
             return ctx._backward(g)
 
-    def _forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, buffers=(), stride=1):
-        (rm1, rv1, mo1, e1), (rm2, rv2, mo2, e2), bsc = buffers[0], buffers[1], buffers[2:]
+    def _forward(ctx, x, w1, g1, b1, w2, g2, b2, ws=None, gs=None, bs=None, running=(), stride=1):
+        (rm1, rv1, mo1, e1), (rm2, rv2, mo2, e2), bsc = running[0], running[1], running[2:]
         x = np.ascontiguousarray(x)
         n, h, w, cin = x.shape
         c = w1.shape[0]
@@ -135,8 +136,8 @@ class ResidualBlockOp(Function):
         chunk, tasks = chunking(n, (cin * h * w + 2 * c * ho * wo) * x.itemsize)
         wt1, wt2 = weight_matrix(w1), weight_matrix(w2)
         wts = weight_matrix(ws) if proj else None
-        y1, y2, out = (np.empty((n, ho, wo, c), dtype) for _ in range(3))
-        ys = np.empty((n, ho, wo, c), dtype) if proj else None
+        y1, y2, out = (buffers.empty((n, ho, wo, c), dtype) for _ in range(3))
+        ys = buffers.empty((n, ho, wo, c), dtype) if proj else None
         sums1, sums2, sumss = (np.zeros((tasks, 2, c)) for _ in range(3))
         st = (stride, stride)
 
@@ -190,7 +191,7 @@ class ResidualBlockOp(Function):
             return slice(t * chunk, (t + 1) * chunk)
 
         # 1. ReLU2's mask and the moments of BN2 (and of the shortcut's BN)
-        gm = np.empty_like(g)
+        gm = buffers.empty(g.shape, dtype)
         sums = np.zeros((tasks, 3, c))
 
         def mask(worker, t):
@@ -206,8 +207,8 @@ class ResidualBlockOp(Function):
             coefs, dgs, dbs = _bn_backward(s[0], s[2], m, a_s, mus, invs, dtype)
 
         # 2. conv2's gradients, ReLU1's mask and the moments of BN1; the shortcut's gradients
-        gh = np.empty_like(y1)
-        gx = np.empty(x.shape, dtype) if want_x else None
+        gh = buffers.empty(y1.shape, dtype)
+        gx = buffers.empty(x.shape, dtype) if want_x else None
         pw2 = np.empty((tasks, 9 * c, c), dtype)
         pws = np.empty((tasks, cin, c), dtype) if proj else None
         sums1 = np.zeros((tasks, 2, c))
@@ -340,10 +341,10 @@ def residual_block(x, w1, bn1, w2, bn2, stride=1, shortcut=None, channels_last=F
         if channels_last:
             raise ValueError("channels_last=True is a CPU engine layout; CuPy arrays are (N, C, H, W)")
         return _unfused(x, w1, bn1, w2, bn2, stride, shortcut)
-    buffers = tuple((s.running_mean, s.running_var, s.momentum, s.eps) for s in bns)
+    running = tuple((s.running_mean, s.running_var, s.momentum, s.eps) for s in bns)
     sc = (None, None, None) if shortcut is None else (ws, shortcut[1].weight, shortcut[1].bias)
     y = ResidualBlockOp.apply(
         x if channels_last else ToChannelsLast.apply(x), w1, bn1.weight, bn1.bias, w2, bn2.weight, bn2.bias, *sc,
-        buffers=buffers, stride=int(stride),
+        running=running, stride=int(stride),
     )
     return y if channels_last else ToChannelsFirst.apply(y)
