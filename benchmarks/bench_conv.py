@@ -2,10 +2,11 @@
 
 Prints forward and forward+backward milliseconds per shape (best of --repeat
 runs: on a shared 2-core machine the median wanders by 2x between runs), next to
-PyTorch's when ``import torch`` works. The 3-channel input layer's backward
+PyTorch's when ``import torch`` works. The 3-channel input layers' backward
 computes the weight gradient only, as in training. ``--alternatives`` also
-times the im2col layouts that conv2d's "flat" im2col was chosen over (forward
-only): windowed NCHW im2col and NHWC im2col, each chunked the same way.
+times the fused engine's channels-last conv (forward only, input already NHWC,
+as :mod:`dctnet.engine` keeps it between layers), which ``conv2d`` itself does
+not use: converting NCHW to NHWC and back at every op cost more than it saved.
 
     python benchmarks/bench_conv.py [--batch 128] [--dtype float32] [--alternatives]
 """
@@ -18,12 +19,14 @@ import time
 import numpy as np
 
 from dctnet import Tensor, no_grad
-from dctnet.functional import conv2d
-from dctnet.functional.conv import CHUNK_BYTES
+from dctnet.functional import channels_last
+from dctnet.functional.conv import chunking, conv2d
+from dctnet.threads import parallel_for
 
 # (Cin, Cout, H=W, kernel, stride, padding): the paper network (Ehrlich & Davis, Fig. 3)
 SHAPES = [
     (3, 16, 32, 3, 1, 1),
+    (3, 16, 32, 1, 1, 0),
     (16, 16, 32, 3, 1, 1),
     (16, 32, 32, 3, 2, 1),
     (32, 32, 16, 3, 1, 1),
@@ -33,7 +36,7 @@ SHAPES = [
     (32, 64, 16, 1, 2, 0),
 ]
 # How often each shape runs in one forward pass of the network.
-USES = [1, 2, 1, 1, 1, 1, 1, 1]
+USES = [1] * len(SHAPES)
 
 
 def best_ms(f, repeat):
@@ -46,40 +49,20 @@ def best_ms(f, repeat):
     return 1e3 * min(times)
 
 
-def _windows(xpad, k, s, ho, wo, nhwc):
-    v = np.lib.stride_tricks.sliding_window_view(xpad, (k, k), axis=(1, 2) if nhwc else (2, 3))
-    return v[:, ::s, ::s][:, :ho, :wo] if nhwc else v[:, :, ::s, ::s][:, :, :ho, :wo]
+def channels_last_engine(x, w, s, p):
+    """The fused engine's conv: NHWC in, tasks of images, patches + one GEMM per piece."""
+    xh = channels_last.to_nhwc(x)
+    wt = channels_last.weight_matrix(w)
+    k = w.shape[2]
+    ho = (x.shape[2] + 2 * p - k) // s + 1
+    out = np.empty((x.shape[0], ho, ho, w.shape[0]), x.dtype)
+    chunk, tasks = chunking(x.shape[0], wt.shape[0] * ho * ho * x.itemsize)
 
+    def task(worker, t):
+        part = slice(t * chunk, (t + 1) * chunk)
+        channels_last.forward_images(xh[part], wt, (k, k), (s, s), p, p, out[part])
 
-def im2col_windowed(x, w, s, p):
-    """Alternative: NCHW windowed im2col, columns (Cin*k*k, n*Ho*Wo), one GEMM per chunk."""
-    n, c, h, _ = x.shape
-    o, k = w.shape[0], w.shape[2]
-    ho = (h + 2 * p - k) // s + 1
-    v = _windows(np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), k, s, ho, ho, False).transpose(1, 4, 5, 0, 2, 3)
-    chunk = max(1, CHUNK_BYTES["numpy"] // (c * k * k * ho * ho * x.itemsize))
-    out = np.empty((n, o, ho, ho), x.dtype)
-    for i in range(0, n, chunk):
-        cols = np.ascontiguousarray(v[:, :, :, i : i + chunk]).reshape(c * k * k, -1)
-        out[i : i + chunk] = (w.reshape(o, -1) @ cols).reshape(o, -1, ho, ho).transpose(1, 0, 2, 3)
-    return out
-
-
-def im2col_nhwc(x, w, s, p):
-    """Alternative: NHWC im2col, columns (n*Ho*Wo, k*k*Cin) @ W (k*k*Cin, Cout) per chunk."""
-    n, c, h, _ = x.shape
-    o, k = w.shape[0], w.shape[2]
-    ho = (h + 2 * p - k) // s + 1
-    xh = np.zeros((n, h + 2 * p, h + 2 * p, c), x.dtype)
-    xh[:, p : p + h, p : p + h] = x.transpose(0, 2, 3, 1)
-    v = _windows(xh, k, s, ho, ho, True).transpose(0, 1, 2, 4, 5, 3)
-    w2 = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, o))
-    chunk = max(1, CHUNK_BYTES["numpy"] // (c * k * k * ho * ho * x.itemsize))
-    out = np.empty((n, o, ho, ho), x.dtype)
-    for i in range(0, n, chunk):
-        cols = np.ascontiguousarray(v[i : i + chunk]).reshape(-1, k * k * c)
-        out[i : i + chunk] = (cols @ w2).reshape(-1, ho, ho, o).transpose(0, 3, 1, 2)
-    return out
+    return lambda: parallel_for(task, tasks)
 
 
 def dctnet_times(x, w, s, p, repeat, alternatives):
@@ -96,7 +79,7 @@ def dctnet_times(x, w, s, p, repeat, alternatives):
 
     row = [best_ms(forward, repeat), best_ms(train_step, repeat)]
     if alternatives:
-        row += [best_ms(lambda f=f: f(x, w, s, p), repeat) for f in (im2col_windowed, im2col_nhwc)]
+        row.append(best_ms(channels_last_engine(x, w, s, p), repeat))
     return row
 
 
@@ -121,7 +104,7 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--alternatives", action="store_true", help="also time other im2col layouts")
+    parser.add_argument("--alternatives", action="store_true", help="also time the engine's channels-last conv")
     args = parser.parse_args()
     try:
         import torch
@@ -137,7 +120,7 @@ def main():
     # All dctnet timings first: PyTorch's OpenMP threads keep spinning after each
     # call and would steal one of the two cores from the next NumPy measurement.
     rows = [dctnet_times(*d, args.repeat, args.alternatives) for d in data]
-    cols = ["fwd", "fwd+bwd"] + (["windowed", "nhwc"] if args.alternatives else [])
+    cols = ["fwd", "fwd+bwd"] + (["nhwc fwd"] if args.alternatives else [])
     if torch:
         rows = [row + torch_times(torch, *d, args.repeat) for row, d in zip(rows, data)]
         cols += ["torch fwd", "torch f+b"]

@@ -2,11 +2,13 @@
 
 Two evaluations of the same op, pinned against each other by the tests:
 
-* NumPy arrays run on the CPU engine (:mod:`dctnet.functional.channels_last`):
-  converted to channels-last at the boundary, a few images per task on the
-  engine's threads, Numba im2col into cache-sized pieces, single-threaded
-  GEMMs; backward likewise (weight gradient per task, added in task order;
-  input gradient by transposed convolution per stride phase).
+* NumPy arrays run on the CPU engine (see "CPU path" below): NCHW in and
+  out, a few images per task on the engine's threads (:mod:`dctnet.threads`),
+  Numba im2col into cache-sized pieces, one single-threaded GEMM per image
+  straight into the NCHW output; backward likewise (weight gradient per task,
+  added in task order; input gradient by transposed convolution per stride
+  phase). The fused engine's channels-last pieces are in
+  :mod:`dctnet.functional.channels_last`.
 * CuPy arrays run the array expressions below, where the batch is processed in
   chunks of CHUNK_BYTES and every chunk is one GEMM
   ``W (Cout, Cin*kh*kw) @ cols (Cin*kh*kw, P)``. Stride-1 columns are gathered
