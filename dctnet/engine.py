@@ -404,7 +404,7 @@ class FusedNet:
             return _scratch(ws, v.id, (count,) + shape, dtype)
 
         arrays = {self._input.id: buffer(self._input)}
-        conv_kernels.nchw_to_nhwc(x, 0, count, arrays[self._input.id])
+        conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
         for step in self._steps:
             target = arrays[step.dst.id] = buffer(step.dst)
             if isinstance(step, _Conv):
@@ -423,14 +423,14 @@ class FusedNet:
                 np.mean(arrays[step.src.id], axis=(1, 2), out=target)
             elif isinstance(step, _Flatten):
                 src = arrays[step.src.id]
-                conv_kernels.nhwc_to_nchw(src, 0, count, target.reshape(count, src.shape[3], *src.shape[1:3]))
+                conv_kernels.transpose_images(src, 0, count, src.shape[1] * src.shape[2], src.shape[3], target)
             else:  # _Linear
                 np.matmul(arrays[step.src.id], step.wt, out=target)
                 if step.b is not None:
                     target += step.b
         last = arrays[self._output.id]
         if last is not out:  # maps: back to NCHW
-            conv_kernels.nhwc_to_nchw(last, 0, count, out)
+            conv_kernels.transpose_images(last, 0, count, last.shape[1] * last.shape[2], last.shape[3], out)
 
     def __repr__(self):
         return f"FusedNet({self._name}, {len(self._steps)} steps, dtype={self.dtype})"

@@ -154,12 +154,14 @@ def test_im2col_kernels_match_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo
 def test_layout_kernels(rng):
     x = rng.normal(size=(3, 5, 4, 6))
     h = np.empty((3, 4, 6, 5))
-    conv_kernels.nchw_to_nhwc(x, 1, 2, h)
+    conv_kernels.transpose_images(x, 1, 2, 5, 24, h)  # images 1, 2: (C, H*W) -> (H*W, C)
     np.testing.assert_array_equal(h[1:], x[1:].transpose(0, 2, 3, 1))
     back = np.zeros_like(x)
-    conv_kernels.nhwc_to_nchw(h, 1, 2, back)
+    conv_kernels.transpose_images(h, 1, 2, 24, 5, back)
     np.testing.assert_array_equal(back[1:], x[1:])
-    np.testing.assert_array_equal(channels_last.to_nchw(channels_last.to_nhwc(x)), x)
+    big = rng.normal(size=(2, 19, 11, 13))  # sizes that are no multiple of the tile
+    np.testing.assert_array_equal(channels_last.to_nhwc(big), big.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(channels_last.to_nchw(channels_last.to_nhwc(big)), big)
 
 
 def test_epilogue_kernels(rng):

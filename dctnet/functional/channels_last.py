@@ -35,7 +35,7 @@ import numpy as np
 from .. import buffers
 from ..kernels import conv as conv_kernels
 from ..threads import parallel_for, scratch
-from .conv import CHUNK_BYTES, chunking, stride_phase
+from .conv import CHUNK_BYTES, chunking, input_grad_phases
 
 __all__ = [
     "weight_matrix", "weight_from_matrix",
@@ -137,19 +137,9 @@ class InputGrad:
     """
 
     def __init__(self, weight, xshape, gshape, stride, padding):
-        (sh, sw), (ph, pw) = stride, padding
-        h, w, self.cin = xshape[1:]
-        ho, wo = gshape[1:3]
-        self.stride = (sh, sw)
-        self.phases = []
-        for a in range(sh):
-            th, r0, rows, top, _ = stride_phase(a, weight.shape[2], sh, ph, h, ho)
-            for b in range(sw):
-                tw, c0, cols, left, _ = stride_phase(b, weight.shape[3], sw, pw, w, wo)
-                if min(th, tw, rows, cols) <= 0:
-                    continue
-                sub = weight[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-                self.phases.append((weight_matrix(sub), (th, tw), top, left, rows, cols, r0, c0))
+        self.cin, self.stride = weight.shape[1], stride
+        self.phases = [(weight_matrix(sub), *rest)
+                       for sub, *rest in input_grad_phases(weight, xshape[1:3], gshape[1:3], stride, padding)]
 
     def images(self, g, out):
         """``out`` (n, H, W, Cin) = dL/dx of the images whose output gradient is ``g`` (n, ho, wo, Cout)."""
@@ -164,10 +154,11 @@ class InputGrad:
         return out
 
 
-def _transpose(x, shape, kernel):
+def _transpose(x, shape, rows, cols):
     out = buffers.empty(shape, x.dtype)
     chunk, tasks = chunking(x.shape[0], x[:1].nbytes)
-    parallel_for(lambda worker, t: kernel(x, t * chunk, min(chunk, x.shape[0] - t * chunk), out), tasks)
+    parallel_for(lambda worker, t: conv_kernels.transpose_images(
+        x, t * chunk, min(chunk, x.shape[0] - t * chunk), rows, cols, out), tasks)
     return out
 
 
@@ -175,11 +166,11 @@ def to_nhwc(x):
     """(N, C, H, W) -> a C-contiguous (N, H, W, C) copy, a few images per task."""
     x = np.ascontiguousarray(x)
     n, c, h, w = x.shape
-    return _transpose(x, (n, h, w, c), conv_kernels.nchw_to_nhwc)
+    return _transpose(x, (n, h, w, c), c, h * w)
 
 
 def to_nchw(x):
     """(N, H, W, C) -> a C-contiguous (N, C, H, W) copy, a few images per task."""
     x = np.ascontiguousarray(x)
     n, h, w, c = x.shape
-    return _transpose(x, (n, c, h, w), conv_kernels.nhwc_to_nchw)
+    return _transpose(x, (n, c, h, w), h * w, c)

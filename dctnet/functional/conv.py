@@ -252,6 +252,23 @@ def _weight_grad_images(x, g, kernel, stride, top, left, out):
     return np.matmul(cols, gt.reshape(n * hw, o), out=out)
 
 
+def input_grad_phases(weight, size, grad_size, stride, padding):
+    """The stride phases of a conv's input gradient: for each phase that some tap
+    reaches, ``(sub, (th, tw), top, left, rows, cols, r0, c0)`` where ``sub`` is the
+    flipped, transposed sub-kernel (Cin, Cout, th, tw) of a stride-1 conv of g
+    padded by ``top``/``left`` into ``rows x cols`` outputs, the input pixels
+    ``r0::sh, c0::sw``. ``size``/``grad_size`` are (H, W) of x and of g."""
+    (sh, sw), (ph, pw) = stride, padding
+    (h, w), (ho, wo) = size, grad_size
+    for a in range(sh):
+        th, r0, rows, top, _ = stride_phase(a, weight.shape[2], sh, ph, h, ho)
+        for b in range(sw):
+            tw, c0, cols, left, _ = stride_phase(b, weight.shape[3], sw, pw, w, wo)
+            if min(th, tw, rows, cols) > 0:
+                sub = weight[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+                yield sub, (th, tw), top, left, rows, cols, r0, c0
+
+
 class _InputGradPlan:
     """dL/dx of a conv as transposed convolutions, one stride-1 conv per stride phase.
 
@@ -262,20 +279,9 @@ class _InputGradPlan:
     """
 
     def __init__(self, weight, xshape, gshape, stride, padding):
-        (sh, sw), (ph, pw) = stride, padding
-        h, w = xshape[2:]
-        ho, wo = gshape[2:]
-        self.cin, self.h, self.w, self.stride = weight.shape[1], h, w, (sh, sw)
-        self.phases = []
-        for a in range(sh):
-            th, r0, rows, top, _ = stride_phase(a, weight.shape[2], sh, ph, h, ho)
-            for b in range(sw):
-                tw, c0, cols, left, _ = stride_phase(b, weight.shape[3], sw, pw, w, wo)
-                if min(th, tw, rows, cols) <= 0:
-                    continue
-                sub = weight[:, :, a::sh, b::sw].transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-                w2 = np.ascontiguousarray(sub).reshape(self.cin, -1)
-                self.phases.append((w2, (th, tw), top, left, rows, cols, r0, c0))
+        self.cin, self.stride = weight.shape[1], stride
+        self.phases = [(np.ascontiguousarray(sub).reshape(self.cin, -1), *rest)
+                       for sub, *rest in input_grad_phases(weight, xshape[2:], gshape[2:], stride, padding)]
 
     def images(self, g, out):
         """``out`` (n, Cin, H, W) = dL/dx of the images whose output gradient is ``g``."""
