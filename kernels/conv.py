@@ -232,14 +232,28 @@ TILE = 8
 @njit(nogil=True, cache=True)
 def transpose_images(x, n0, count, rows, cols, out):
     """Per image, the (rows, cols) matrix of flat ``x`` transposed into flat ``out``:
-    ``out[n, j, i] = x[n, i, j]`` for images ``n0 .. n0+count`` (both C-contiguous)."""
+    ``out[n, j, i] = x[n, i, j]`` for images ``n0 .. n0+count`` (both C-contiguous).
+
+    The inner loop runs along the long side (contiguous reads of a wide
+    source, contiguous writes of a tall one); the short side's stride is then
+    a few cache lines, while the long side's stride (4 KiB for 1024 pixels)
+    would map every access of a tile to the same cache set.
+    """
     xf, of = x.reshape(-1), out.reshape(-1)
+    wide = cols >= rows
     for m in range(n0, n0 + count):
         base = uintp(m * rows * cols)
         for i0 in range(0, rows, TILE):
             for j0 in range(0, cols, TILE):
-                for i in range(i0, min(i0 + TILE, rows)):
-                    src = base + uintp(i * cols + j0)
-                    dst = base + uintp(j0 * rows + i)
-                    for t in range(uintp(min(TILE, cols - j0))):
-                        of[dst + t * uintp(rows)] = xf[src + t]
+                if wide:
+                    for i in range(i0, min(i0 + TILE, rows)):
+                        src = base + uintp(i * cols + j0)
+                        dst = base + uintp(j0 * rows + i)
+                        for t in range(uintp(min(TILE, cols - j0))):
+                            of[dst + t * uintp(rows)] = xf[src + t]
+                else:
+                    for j in range(j0, min(j0 + TILE, cols)):
+                        src = base + uintp(i0 * cols + j)
+                        dst = base + uintp(j * rows + i0)
+                        for t in range(uintp(min(TILE, rows - i0))):
+                            of[dst + t] = xf[src + t * uintp(cols)]
