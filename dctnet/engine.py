@@ -491,7 +491,7 @@ def fused_block_state(block):
         return None
     if any(type(b) is not nn.BatchNorm2d for b in bns) or any(type(c) is not nn.Conv2d or c.bias is not None for c in convs):
         return None
-    if any(is_cupy_array(p.data) for p in block.parameters()):
+    if any(is_cupy_array(c.weight.data) for c in convs):
         return None
     states = [BNState(b.weight, b.bias, b.running_mean, b.running_var, b.momentum, b.eps) for b in bns]
     shortcut = (convs[2].weight, states[2]) if len(convs) == 3 else None

@@ -39,7 +39,6 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["num_threads", "set_num_threads", "default_num_threads", "parallel_for", "serial_blas", "scratch"]
 
 _count = None
-_controller = None
 _local = threading.local()
 _lock = threading.Lock()
 
@@ -82,16 +81,18 @@ def serial_blas():
 
     The limit is process-wide (BLAS libraries have one thread count), so nested
     or concurrent users share it: the first one in sets it, the last one out
-    restores it.
+    restores it. The libraries are found once (threadpoolctl), and again after
+    new imports, which may have loaded another BLAS (scipy.linalg, torch, ...).
     """
-    global _controller, _blas_depth, _limiter, _modules_seen
+    global _blas, _blas_depth, _restore, _modules_seen
     with _lock_blas:
         if _blas_depth == 0:
-            # A BLAS library loaded after the controller was made (scipy.linalg,
-            # torch, ...) would keep its threads: look again after new imports.
-            if _controller is None or len(sys.modules) != _modules_seen:
-                _controller, _modules_seen = ThreadpoolController(), len(sys.modules)
-            _limiter = _controller.limit(limits=1, user_api="blas")
+            if _blas is None or len(sys.modules) != _modules_seen:
+                libs = ThreadpoolController().select(user_api="blas").lib_controllers
+                _blas, _modules_seen = libs, len(sys.modules)
+            _restore = [lib.get_num_threads() for lib in _blas]
+            for lib in _blas:
+                lib.set_num_threads(1)
         _blas_depth += 1
     try:
         yield
@@ -99,11 +100,13 @@ def serial_blas():
         with _lock_blas:
             _blas_depth -= 1
             if _blas_depth == 0:
-                _limiter.restore_original_limits()
+                for lib, n in zip(_blas, _restore):
+                    lib.set_num_threads(n)
 
 
 _lock_blas = threading.Lock()
-_limiter = None
+_blas = None  # threadpoolctl's controllers of the loaded BLAS libraries
+_restore = []
 _modules_seen = 0
 
 
