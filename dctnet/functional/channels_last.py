@@ -157,8 +157,10 @@ class InputGrad:
 def _transpose(x, shape, rows, cols):
     out = buffers.empty(shape, x.dtype)
     chunk, tasks = chunking(x.shape[0], x[:1].nbytes)
+    # a small array converts faster on this thread than the hand-over to another takes
+    threads = 1 if x.nbytes < CHUNK_BYTES["cpu"] else None
     parallel_for(lambda worker, t: conv_kernels.transpose_images(
-        x, t * chunk, min(chunk, x.shape[0] - t * chunk), rows, cols, out), tasks)
+        x, t * chunk, min(chunk, x.shape[0] - t * chunk), rows, cols, out), tasks, threads)
     return out
 
 
