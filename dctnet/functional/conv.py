@@ -184,7 +184,7 @@ def _input_grad(xp, g, weight, xshape, stride, padding):
 # At least this many tasks per call when the batch allows, so that every
 # thread of a small machine gets work; a constant, so that the chunking (and
 # with it every sum's order) does not depend on the thread count.
-MIN_TASKS = 8
+MIN_TASKS = 4
 
 
 def chunking(n, per_image_bytes):
