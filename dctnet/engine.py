@@ -79,10 +79,19 @@ class _Value:
 
 
 class _Step:
+    """A step of the plan: reads value(s), writes ``dst``."""
+
     def output(self, channels, flat=False):
         self.dst = _Value(channels, flat)
         self.dst.producer = self
         return self.dst
+
+    def finish(self, dtype):
+        """Cast the step's constants to the plan's dtype (once, after fusing)."""
+
+    def out_shape(self, shape, where):
+        """Per-image shape of ``dst`` for an input of per-image ``shape``."""
+        return shape
 
 
 class _Conv(_Step):
@@ -136,12 +145,6 @@ class _Add(_Step):
         self.a, self.b, self.relu = a, b, relu
         self.output(a.channels)
 
-    def finish(self, dtype):
-        pass
-
-    def out_shape(self, shape, where):
-        return shape
-
 
 class _Pool(_Step):
     """Global average pooling of ``src`` into (C,) features."""
@@ -149,9 +152,6 @@ class _Pool(_Step):
     def __init__(self, src):
         self.src = src
         self.output(src.channels, flat=True)
-
-    def finish(self, dtype):
-        pass
 
     def out_shape(self, shape, where):
         return shape[:1]
@@ -163,9 +163,6 @@ class _Flatten(_Step):
     def __init__(self, src):
         self.src = src
         self.output(None, flat=True)
-
-    def finish(self, dtype):
-        pass
 
     def out_shape(self, shape, where):
         return (int(np.prod(shape)),)
