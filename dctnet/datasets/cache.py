@@ -7,6 +7,10 @@ and the listing (``labels``, ``classes``, ``files``) for readers of the file.
 It is written atomically (:mod:`dctnet.atomic`), so a reader finds the old
 cache or the new one. A cache of other data is *stale* and rebuilt; a file
 that is not a cache of this version raises ``ValueError`` and is left alone.
+The fingerprint holds a digest of the listed files' names, sizes and
+modification times, and the stored listing (files and labels) must equal the
+current one, so a file moved between classes, renamed or replaced makes the
+cache stale: it is rebuilt, never read with misaligned labels.
 
 With a communicator of more than one process the cache is built collectively
 (:func:`cached`): each rank stacks its share into a shard beside the cache,
@@ -80,7 +84,7 @@ def cached(path, fingerprint: str, listing, build, comm: Communicator | None = N
     path, n = Path(path), len(listing.files)
     if comm is not None and comm.world_size() > 1:
         return _cached_parallel(path, fingerprint, listing, build, comm)
-    parts = _read(path, fingerprint, n)
+    parts = _read(path, fingerprint, listing)
     if parts is None:
         parts = build(0, n, True)
         _write(path, fingerprint, parts, listing)
@@ -90,8 +94,9 @@ def cached(path, fingerprint: str, listing, build, comm: Communicator | None = N
 _FIX = "delete it to rebuild the cache, or pass another cache path"
 
 
-def _read(path: Path, fingerprint: str, n: int):
+def _read(path: Path, fingerprint: str, listing):
     """The cached arrays, or None when ``path`` is absent or caches other data (stale)."""
+    n = len(listing.files)
     if not path.exists():
         return None
     try:
@@ -104,7 +109,7 @@ def _read(path: Path, fingerprint: str, n: int):
         version = int(f.attrs.get("version", -1))
         if version != VERSION:
             raise ValueError(f"cache {path} has format version {version}, this dctnet reads version {VERSION}; {_FIX}")
-        if f.attrs.get("fingerprint") != fingerprint:
+        if f.attrs.get("fingerprint") != fingerprint or not _same_listing(f, listing):
             return None
         _check_shards(f, path, fingerprint)
         try:
@@ -114,6 +119,16 @@ def _read(path: Path, fingerprint: str, n: int):
     if any(len(p) != n for p in parts):
         raise ValueError(f"cache {path} holds {[len(p) for p in parts]} samples, expected {n}; {_FIX}")
     return parts
+
+
+def _same_listing(f, listing) -> bool:
+    """Whether the cache's stored files and labels are ``listing``'s, in order."""
+    try:
+        files = [name.decode("utf-8") if isinstance(name, bytes) else name for name in f["files"][()]]
+        labels = f["labels"][()]
+    except (KeyError, OSError, ValueError):
+        return False
+    return files == list(listing.files) and np.array_equal(labels, listing.labels)
 
 
 def _check_shards(f, path: Path, fingerprint: str):
@@ -192,7 +207,7 @@ def _share(rank: int, size: int, n: int):
 def _cached_parallel(path: Path, fingerprint, listing, build, comm):
     """:func:`cached` with every rank of ``comm`` building its share (collective)."""
     rank, size, n = comm.rank(), comm.world_size(), len(listing.files)
-    parts = _read(path, fingerprint, n)
+    parts = _read(path, fingerprint, listing)
     # Every rank must list the same data set, and all must agree on rebuilding.
     reference = comm.broadcast_object((fingerprint, n))
     votes = comm.allreduce(np.array([int(reference == (fingerprint, n)), int(parts is None)], np.int64))
@@ -213,7 +228,7 @@ def _cached_parallel(path: Path, fingerprint, listing, build, comm):
     if rank == 0:
         _write_virtual(path, fingerprint, listing, size)
     comm.barrier()
-    parts = _read(path, fingerprint, n)
+    parts = _read(path, fingerprint, listing)
     if parts is None:
         raise RuntimeError(f"cache {path} was replaced by other data while the ranks built it; build it again")
     return parts

@@ -1,0 +1,69 @@
+"""Regression tests of issue 19: no silent wrong results, no unbounded costs, clear and early errors.
+
+One test per item (items 3, 7 and 10 concern the JPEG reader and live with it).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import dctnet
+from dctnet import Tensor, nn, optim, training
+from dctnet.datasets import JpegDataset, paths
+
+
+def small_model(seed=0):
+    nn.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.GlobalAvgPool(), nn.Linear(4, 3))
+
+
+def rewrite_dataset(path, name, data):
+    """Replace dataset ``state/<name>`` of a saved model file by ``data``."""
+    with h5py.File(path, "r+") as f:
+        del f["state"][name]
+        f["state"].create_dataset(name, data=data)
+
+
+# -- item 1: a stale dataset cache ---------------------------------------------------------
+
+
+def sample_tree(folder, per_class=2):
+    """A folder tree test/<class>/*.jpg of the bundled CIFAR-10 sample, ``per_class`` files per class."""
+    with paths.bundled("cifar10-sample.zip") as zpath, zipfile.ZipFile(zpath) as z:
+        names = sorted(n for n in z.namelist() if n.endswith(".jpg"))
+        taken = {}
+        for name in names:
+            cls = name.split("/")[-2]
+            if taken.get(cls, 0) < per_class:
+                taken[cls] = taken.get(cls, 0) + 1
+                target = folder / "test" / cls / name.split("/")[-1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(z.read(name))
+    return folder
+
+
+def test_item1_cache_rebuilt_when_a_file_moves_between_classes(tmp_path):
+    tree = sample_tree(tmp_path / "tree")
+    cache = tmp_path / "cache.h5"
+    first = JpegDataset(tree, "test", "coefficients", cache=cache)
+    moved = sorted((tree / "test" / "cat").iterdir())[0]
+    st = moved.stat()
+    target = tree / "test" / "dog" / ("zz-" + moved.name)
+    os.rename(moved, target)  # same size and mtime, same count: only the listing differs
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = JpegDataset(tree, "test", "coefficients", cache=cache)
+    fresh = JpegDataset(tree, "test", "coefficients")
+    assert again.files == fresh.files and again.files != first.files
+    np.testing.assert_array_equal(again.labels, fresh.labels)
+    for a, b in zip(again.data.components, fresh.data.components):
+        np.testing.assert_array_equal(a, b)
+
+
