@@ -67,3 +67,22 @@ def test_item1_cache_rebuilt_when_a_file_moves_between_classes(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+# -- item 9: stale temporary files, missing folders ---------------------------------------
+
+
+def test_item9_stale_temp_files_are_removed_and_a_missing_folder_is_named(tmp_path):
+    path = tmp_path / "m.h5"
+    stale = tmp_path / f".m.h5.{'ab' * 16}.tmp"
+    stale.write_bytes(b"half a file")
+    os.utime(stale, (1, 1))  # long ago
+    other = tmp_path / f".other.h5.{'cd' * 16}.tmp"
+    other.write_bytes(b"another target's")
+    os.utime(other, (1, 1))
+    dctnet.save(small_model(), path)
+    assert not stale.exists() and other.exists()
+    missing = tmp_path / "no" / "such" / "m.h5"
+    with pytest.raises(FileNotFoundError) as info:
+        dctnet.save(small_model(), missing)
+    assert str(missing.parent) in str(info.value) and ".tmp" not in str(info.value)
+
+
