@@ -67,6 +67,46 @@ def test_item1_cache_rebuilt_when_a_file_moves_between_classes(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+# -- item 4: non-finite training ---------------------------------------------------------------
+
+
+def test_item4_training_stops_on_nan_and_keeps_the_last_good_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 3, 4, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 16)
+    model = small_model()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    last = tmp_path / "last.h5"
+    training.fit(model, opt, (x, y), epochs=1, batch_size=4, checkpoint=last, log=None)
+    good = last.read_bytes()
+    bad = x.copy()
+    bad[9, 0, 1, 1] = np.nan
+    order, _ = training.epoch_order(1, 1, len(x))
+    step = int(np.flatnonzero(order == 9)[0]) // 4 + 1
+    with pytest.raises(training.NonFiniteError, match=rf"step {step} of epoch 2") as info:
+        training.fit(model, opt, (bad, y), epochs=2, start=1, batch_size=4, checkpoint=last, log=None, seed=1,
+                     history=[])
+    assert isinstance(info.value, ValueError) and "input" in str(info.value)
+    assert last.read_bytes() == good
+    assert all(np.isfinite(p.data).all() for p in model.parameters())  # the step was not taken
+    for kwargs in (dict(lr=np.inf), dict(lr=0.1, momentum=np.nan), dict(lr=0.1, weight_decay=np.nan)):
+        with pytest.raises(ValueError):
+            optim.SGD(model.parameters(), **kwargs)
+    with pytest.raises(ValueError):
+        optim.Adam(model.parameters(), weight_decay=np.nan)
+
+
+def test_item4_train_py_exits_non_zero_on_a_huge_learning_rate(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "examples" / "train.py"
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, str(script), "--dataset", "sample", "--epochs", "2", "--lr", "1e12",
+                           "--limit", "32", "--batch-size", "16", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0, done.stdout
+    assert "non-finite" in done.stderr and "epoch" in done.stderr and "step" in done.stderr, done.stderr
+    assert not (out / "model.h5").exists()
+
+
 # -- item 9: stale temporary files, missing folders ---------------------------------------
 
 
