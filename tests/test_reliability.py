@@ -67,6 +67,34 @@ def test_item1_cache_rebuilt_when_a_file_moves_between_classes(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+# -- item 2: load resolves types by registry, never by the last class of a name --------------
+
+
+def test_item2_a_user_class_named_relu_does_not_replace_dctnets(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.h5"
+    dctnet.save(model, path)
+
+    class ReLU(nn.Module):  # a user's own layer of the same bare name
+        def forward(self, x):
+            return dctnet.as_tensor(x) * 0
+
+    loaded = dctnet.load(path)
+    assert type(loaded[2]) is nn.ReLU
+    assert nn.from_config({"type": "ReLU"}).__class__ is nn.ReLU
+    # The user's class is saved and loaded under its own qualified name.
+    user = nn.Sequential(ReLU())
+    dctnet.save(user, tmp_path / "u.h5")
+    assert type(dctnet.load(tmp_path / "u.h5")[0]) is ReLU
+    assert user.config()["children"]["0"]["type"].endswith("ReLU") and user.config()["children"]["0"]["type"] != "ReLU"
+    # An explicit registration under a name of the user's choosing.
+    nn.register_module(ReLU, "myproject.ZeroReLU")
+    assert nn.Sequential(ReLU()).config()["children"]["0"]["type"] == "myproject.ZeroReLU"
+    assert type(nn.from_config({"type": "myproject.ZeroReLU"})) is ReLU
+    with pytest.raises(ValueError, match="dctnet"):
+        nn.register_module(ReLU, "ReLU")  # dctnet's own names are not for the taking
+
+
 # -- item 4: non-finite training ---------------------------------------------------------------
 
 
@@ -107,6 +135,52 @@ def test_item4_train_py_exits_non_zero_on_a_huge_learning_rate(tmp_path):
     assert not (out / "model.h5").exists()
 
 
+# -- item 5: channel counts of Normalize -----------------------------------------------------
+
+
+def test_item5_normalize_refuses_a_batch_of_the_wrong_channel_count():
+    norm = nn.Normalize([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    x = np.zeros((2, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"3 channels.*found 1|expects 3.*1 channel"):
+        norm(Tensor(x))
+    with pytest.raises(ValueError, match=r"3 channels.*found 1|expects 3.*1 channel"):
+        dctnet.convert(norm)(Tensor(dctnet.to_dct(x)))
+
+
+# -- item 6: load checks declared shapes before allocating ---------------------------------
+
+
+def test_item6_load_checks_declared_shapes_before_building(tmp_path):
+    path = tmp_path / "m.h5"
+    dctnet.save(nn.Sequential(nn.Linear(3, 2)), path)
+    with h5py.File(path, "r+") as f:
+        cfg = json.loads(f.attrs["architecture"])
+        cfg["children"]["0"].update(in_features=200_000, out_features=200_000)  # 160 GB as float32
+        f.attrs["architecture"] = json.dumps(cfg)
+    state = np.random.get_state(), nn._rng.bit_generator.state
+    with pytest.raises(ValueError, match=r"0\.weight.*\(2, 3\).*\(200000, 200000\)"):
+        dctnet.load(path)
+    # Loading a good file draws no random numbers either.
+    dctnet.save(nn.Sequential(nn.Linear(3, 2)), path)
+    before = nn._rng.bit_generator.state
+    dctnet.load(path)
+    assert nn._rng.bit_generator.state == before
+    del state
+
+
+# -- item 8: dtypes at load -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_, np.complex64, np.float16])
+def test_item8_load_refuses_weights_of_a_wrong_dtype(tmp_path, dtype):
+    path = tmp_path / "m.h5"
+    model = small_model()
+    dctnet.save(model, path)
+    rewrite_dataset(path, "0.weight", model.state_dict()["0.weight"].astype(dtype))
+    with pytest.raises(ValueError, match=rf"0\.weight.*{np.dtype(dtype).name}"):
+        dctnet.load(path)
+
+
 # -- item 9: stale temporary files, missing folders ---------------------------------------
 
 
@@ -126,3 +200,57 @@ def test_item9_stale_temp_files_are_removed_and_a_missing_folder_is_named(tmp_pa
     assert str(missing.parent) in str(info.value) and ".tmp" not in str(info.value)
 
 
+# -- item 11: empty batches ---------------------------------------------------------------
+
+
+def test_item11_empty_batches():
+    model = small_model().eval()
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    assert dctnet.to_dct(np.zeros((2, 3, 0, 8))).shape == (2, 3, 0, 1, 64)
+    assert dctnet.to_dct(np.zeros((2, 3, 8, 0))).shape == (2, 3, 1, 0, 64)
+    assert dctnet.to_dct(x).shape == (0, 3, 1, 1, 64)
+    assert dctnet.from_dct(np.zeros((0, 3, 1, 1, 64))).shape == (0, 3, 8, 8)
+    for net, inputs in ((model, x), (dctnet.convert(model), dctnet.to_dct(x))):
+        try:
+            out = net(Tensor(inputs))
+        except ValueError as exc:
+            assert "empty batch" in str(exc)
+        else:
+            assert out.shape == (0, 3)
+
+
+# -- item 12: ASMReLU and relu_frequencies ------------------------------------------------
+
+
+def test_item12_relu_frequencies_validated_at_construction_and_numpy_integers_accepted():
+    for bad in (0, 16, 2.5, True):
+        with pytest.raises(ValueError, match="1..15"):
+            nn.ASMReLU(bad)
+    relu = nn.ASMReLU(np.int64(6))
+    assert relu.config()["frequencies"] == 6 and type(relu.frequencies) is int
+    jnet = dctnet.convert(nn.Sequential(nn.ReLU()), relu_frequencies=np.int64(6))
+    assert jnet[0].frequencies == 6
+
+
+# -- item 13: wrong domain or shape; deeply nested JSON -----------------------------------
+
+
+def test_item13_wrong_domain_or_shape_and_deep_json_are_named(tmp_path):
+    from dctnet import models
+
+    net = models.paper_resnet(in_channels=3).eval()
+    jnet = dctnet.convert(net)
+    pixels = np.zeros((1, 3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"JPEG-domain.*DCT coefficients.*\(N, C, BH, BW, 64\).*to_dct"):
+        jnet(Tensor(pixels))
+    with pytest.raises(ValueError, match=r"pixel.*\(N, C, H, W\).*\(3, 32, 32\).*batch axis"):
+        net(Tensor(pixels[0]))
+    with pytest.raises(ValueError, match=r"pixel.*convert"):
+        net(Tensor(dctnet.to_dct(pixels)))
+    path = tmp_path / "deep.h5"
+    dctnet.save(nn.Sequential(nn.ReLU()), path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["metadata"] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ValueError, match="nested too deeply") as info:
+        dctnet.load(path)
+    assert "truncated" not in str(info.value)
