@@ -495,6 +495,13 @@ def _short(value, limit=200):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _check_sizes(cls, **sizes):
+    """ValueError unless each of ``sizes`` is a positive integer (NumPy integers too), naming layer and argument."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{cls} needs {name} a positive integer, found {value!r}")
+
+
 def _uniform(shape, bound):
     if _deferred.get():
         return Parameter(_full(shape, 0.0))
@@ -511,7 +518,10 @@ class Conv2d(Module):
     input_ndim = 4
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, (int, np.integer)) else tuple(kernel_size)
+        _check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+        for k in (kh, kw):
+            _check_sizes(type(self).__name__, kernel_size=k)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.padding = stride, padding
         bound = 1 / math.sqrt(in_channels * kh * kw)  # kaiming_uniform(a=sqrt(5)) reduces to this
@@ -536,6 +546,7 @@ class BatchNorm2d(Module):
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        _check_sizes(type(self).__name__, num_features=num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(_full(num_features, 1.0))
         self.bias = Parameter(_full(num_features, 0.0))
@@ -574,6 +585,7 @@ class Linear(Module):
     input_domain = "any"  # acts on (N, C) features
 
     def __init__(self, in_features, out_features, bias=True):
+        _check_sizes(type(self).__name__, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features)
         self.weight = _uniform((out_features, in_features), bound)

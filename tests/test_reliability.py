@@ -254,3 +254,25 @@ def test_item13_wrong_domain_or_shape_and_deep_json_are_named(tmp_path):
     with pytest.raises(ValueError, match="nested too deeply") as info:
         dctnet.load(path)
     assert "truncated" not in str(info.value)
+
+
+# -- beyond the items: what the soak found ----------------------------------------------------
+
+
+def test_load_refuses_non_finite_weights_and_detects_flipped_weight_bytes(tmp_path):
+    path = tmp_path / "m.h5"
+    model = small_model()
+    good = model.state_dict()["0.weight"].copy()
+    model.state_dict()["0.weight"].flat[0] = np.nan  # a diverged model, saved as it is
+    dctnet.save(model, path)
+    with pytest.raises(ValueError, match=r"'0\.weight' holds 1 NaN"):
+        dctnet.load(path)
+    model.state_dict()["0.weight"][...] = good
+    dctnet.save(model, path)
+    with h5py.File(path, "r") as f:
+        offset = f["state"]["0.weight"].id.get_offset()
+    data = bytearray(path.read_bytes())
+    data[offset + 5] ^= 0x10  # a bit of a weight: still a finite float32, no HDF5 structure touched
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"state/0\.weight does not match its checksum"):
+        dctnet.load(path)
