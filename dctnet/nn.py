@@ -92,8 +92,7 @@ def register_module(cls, name=None):
                          f"register {cls.__qualname__} under a qualified name such as 'myproject.{name}'")
     known = MODULES.get(name)
     if known is not None and known is not cls:
-        same = (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__)
-        if _is_dctnet_class(known) or not same:
+        if (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):  # else: defined again
             raise ValueError(f"the module type name {name!r} is already taken by {known.__module__}."
                              f"{known.__qualname__}; register {cls.__qualname__} under another name")
     MODULES[name] = cls
@@ -474,7 +473,7 @@ def _from_config(cfg, depth):
                          "it was not written by dctnet, or is damaged")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("type"), str):
         raise ValueError(f"a module config is a dict with a 'type' string, found {_short(cfg)}")
-    cls = MODULES.get(cfg["type"])
+    cls = MODULES.get(cfg["type"]) or _saved_by_bare_name(cfg["type"])
     if cls is None:
         raise ValueError(f"unknown module type {_short(cfg['type'])}; dctnet's types are "
                          f"{sorted(n for n in MODULES if '.' not in n)}; a class of your own must be defined "
@@ -488,6 +487,21 @@ def _from_config(cfg, depth):
         return cls._from_config(args, children)
     except TypeError as exc:
         raise ValueError(f"cannot build {cfg['type']} from {_short(args)}: {exc}") from None
+
+
+def _saved_by_bare_name(name):
+    """The one class of another package named ``name``: files written before qualified names stored bare ones.
+
+    Never a guess: with several such classes the name is ambiguous and refused.
+    """
+    if "." in name:
+        return None
+    found = {cls for key, cls in MODULES.items() if "." in key and cls.__name__ == name}
+    if len(found) > 1:
+        raise ValueError(f"module type {name!r} (a file written before qualified type names) matches several "
+                         f"classes: {sorted(f'{c.__module__}.{c.__qualname__}' for c in found)}; load it where only "
+                         "the one meant is defined, and save it again to store its qualified name")
+    return found.pop() if found else None
 
 
 def _short(value, limit=200):

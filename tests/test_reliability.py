@@ -94,6 +94,12 @@ def test_item2_a_user_class_named_relu_does_not_replace_dctnets(tmp_path):
     with pytest.raises(ValueError, match="dctnet"):
         nn.register_module(ReLU, "ReLU")  # dctnet's own names are not for the taking
 
+    class OldStyle(nn.Module):  # files written before qualified names stored the bare name
+        def forward(self, x):
+            return x
+
+    assert type(nn.from_config({"type": "OldStyle"})) is OldStyle
+
 
 # -- item 4: non-finite training ---------------------------------------------------------------
 
