@@ -30,4 +30,4 @@ from .conversion import convert, model_domain
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
 
-__version__ = "0.1.0"
+from .version import __version__
