@@ -282,3 +282,16 @@ def test_load_refuses_non_finite_weights_and_detects_flipped_weight_bytes(tmp_pa
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"state/0\.weight does not match its checksum"):
         dctnet.load(path)
+
+
+def test_a_damaged_dataset_cache_is_refused_not_read(tmp_path):
+    tree = sample_tree(tmp_path / "tree", per_class=1)
+    cache = tmp_path / "cache.h5"
+    JpegDataset(tree, "test", "coefficients", cache=cache)
+    with h5py.File(cache, "r") as f:
+        info = f["component0"].id.get_chunk_info(0)
+    data = bytearray(cache.read_bytes())
+    data[info.byte_offset + info.size // 2] ^= 0x04  # inside the compressed coefficients
+    cache.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged"):
+        JpegDataset(tree, "test", "coefficients", cache=cache)

@@ -10,7 +10,10 @@ that is not a cache of this version raises ``ValueError`` and is left alone.
 The fingerprint holds a digest of the listed files' names, sizes and
 modification times, and the stored listing (files and labels) must equal the
 current one, so a file moved between classes, renamed or replaced makes the
-cache stale: it is rebuilt, never read with misaligned labels.
+cache stale: it is rebuilt, never read with misaligned labels. Each array
+carries the SHA-256 it was written with (attribute ``sha256``; the virtual
+arrays of a parallel build have none), checked on every read, so a damaged
+cache raises ``ValueError`` instead of returning other numbers.
 
 With a communicator of more than one process the cache is built collectively
 (:func:`cached`): each rank stacks its share into a shard beside the cache,
@@ -32,6 +35,7 @@ communicator is any object with the methods of :class:`Communicator`;
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 from typing import Protocol
@@ -104,21 +108,37 @@ def _read(path: Path, fingerprint: str, listing):
     except OSError as exc:
         raise ValueError(f"cache {path} cannot be read as HDF5 (truncated or not a cache: {exc}); {_FIX}") from exc
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a dctnet dataset cache (no format attribute {FORMAT!r}); {_FIX}")
-        version = int(f.attrs.get("version", -1))
-        if version != VERSION:
-            raise ValueError(f"cache {path} has format version {version}, this dctnet reads version {VERSION}; {_FIX}")
-        if f.attrs.get("fingerprint") != fingerprint or not _same_listing(f, listing):
-            return None
-        _check_shards(f, path, fingerprint)
         try:
-            parts = [f[name][()] for name in f.attrs["arrays"]]
-        except (KeyError, OSError, ValueError) as exc:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a dctnet dataset cache (no format attribute {FORMAT!r}); {_FIX}")
+            version = int(f.attrs.get("version", -1))
+            if version != VERSION:
+                raise ValueError(f"cache {path} has format version {version}, this dctnet reads version "
+                                 f"{VERSION}; {_FIX}")
+            if f.attrs.get("fingerprint") != fingerprint or not _same_listing(f, listing):
+                return None
+            _check_shards(f, path, fingerprint)
+            parts = [_checked(f[name], path) for name in f.attrs["arrays"]]
+        except (KeyError, OSError) as exc:  # h5py's errors for damaged attributes or data
             raise ValueError(f"cache {path} is damaged ({exc}); {_FIX}") from exc
     if any(len(p) != n for p in parts):
         raise ValueError(f"cache {path} holds {[len(p) for p in parts]} samples, expected {n}; {_FIX}")
     return parts
+
+
+def _digest(array) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order)."""
+    header = f"{array.dtype.str}{array.shape}".encode()
+    return hashlib.sha256(header + np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _checked(dataset, path: Path):
+    """The dataset's array, after comparing it with the SHA-256 it was written with (virtual datasets have none)."""
+    array = dataset[()]
+    expected = dataset.attrs.get("sha256")
+    if expected is not None and expected != _digest(array):
+        raise ValueError(f"cache {path}: {dataset.name} does not match its checksum (the file is damaged); {_FIX}")
+    return array
 
 
 def _same_listing(f, listing) -> bool:
@@ -176,8 +196,9 @@ def _write_arrays(f, names, parts):
     for name, p in zip(names, parts):
         # Quantized coefficients are mostly zeros: shuffle + gzip level 1 makes the
         # CIFAR-10 test cache 6x smaller (38 -> 6 MB) and reads 10,000 files in ~0.1 s.
-        f.create_dataset(name, data=p, chunks=(min(len(p), 1024),) + p.shape[1:],
-                         shuffle=True, compression="gzip", compression_opts=1)
+        dataset = f.create_dataset(name, data=p, chunks=(min(len(p), 1024),) + p.shape[1:],
+                                   shuffle=True, compression="gzip", compression_opts=1)
+        dataset.attrs["sha256"] = _digest(p)
 
 
 def _write_listing(f, listing):
