@@ -134,6 +134,8 @@ def _digest(array) -> str:
 
 def _checked(dataset, path: Path):
     """The dataset's array, after comparing it with the SHA-256 it was written with (virtual datasets have none)."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise ValueError(f"cache {path}: {dataset.name} is not an array (the file is damaged); {_FIX}")
     array = dataset[()]
     expected = dataset.attrs.get("sha256")
     if expected is not None and expected != _digest(array):
@@ -160,7 +162,7 @@ def _check_shards(f, path: Path, fingerprint: str):
     sources = set()
     for name in f.attrs.get("arrays", []):
         dataset = f.get(name)
-        if dataset is not None and dataset.is_virtual:
+        if isinstance(dataset, h5py.Dataset) and dataset.is_virtual:
             sources.update(m.file_name for m in dataset.virtual_sources() if m.file_name != ".")
     for name in sorted(sources):
         shard = Path(name) if os.path.isabs(name) else path.parent / name
