@@ -392,14 +392,11 @@ class Module:
         return None
 
     def _check_input(self, x):
-        """Refuse an empty batch, and an input of the wrong domain, rank or channel count, saying what was expected."""
+        """Refuse an input of the wrong domain, rank or channel count, saying what was expected."""
         shape = getattr(x, "shape", None)
         if shape is None:
             return
         shape = tuple(shape)
-        if len(shape) and shape[0] == 0:
-            raise ValueError(f"{type(self).__name__} got an empty batch of shape {shape}: "
-                             "dctnet models need at least one image; skip empty batches")
         if self.input_ndim is None:
             return
         name = type(self).__name__
@@ -516,6 +513,23 @@ def _check_sizes(cls, **sizes):
             raise ValueError(f"{cls} needs {name} a positive integer, found {value!r}")
 
 
+def _is_empty(x):
+    shape = getattr(x, "shape", ())
+    return len(shape) > 0 and shape[0] == 0
+
+
+def _empty_like_output(layer, x):
+    """The empty output of a stateless ``layer`` for an empty batch ``x``, as PyTorch gives it.
+
+    The convolution kernels split the batch into chunks and cannot take an
+    empty one, so the output shape comes from one zero image.
+    """
+    x = as_tensor(x)
+    with no_grad():
+        one = layer.forward(Tensor(x.xp.zeros((1,) + tuple(x.shape[1:]), x.dtype)))
+    return Tensor(one.data[:0])
+
+
 def _uniform(shape, bound):
     if _deferred.get():
         return Parameter(_full(shape, 0.0))
@@ -546,6 +560,8 @@ class Conv2d(Module):
         return self.in_channels
 
     def forward(self, x):
+        if _is_empty(x):
+            return _empty_like_output(self, x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def jpeg_form(self, relu_frequencies=15, relu="asm"):
@@ -623,7 +639,7 @@ class Flatten(Module):
 
     def forward(self, x):
         x = as_tensor(x)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1, which an empty batch leaves open
 
 
 class GlobalAvgPool(Module):
@@ -765,6 +781,8 @@ class DCTConv2d(Conv2d):
         self._cache = None  # (copy of the kernel, its exploded map)
 
     def forward(self, x):
+        if _is_empty(x):
+            return _empty_like_output(self, x)
         exploded = None
         dense = self.method == "dense" or (self.method == "auto" and F.dct_conv.DEFAULT_METHOD == "dense")
         if dense and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
