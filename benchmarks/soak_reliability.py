@@ -181,7 +181,8 @@ def soak_models(tmp, rng, flips):
                 "Linear declares 300,000 x 300,000": edit_architecture(
                     lambda c: first_of(c, "Linear").update(in_features=300_000, out_features=300_000)),
                 "Linear declares -5 inputs": edit_architecture(lambda c: first_of(c, "Linear").update(in_features=-5)),
-                "Linear declares 2.5 inputs": edit_architecture(lambda c: first_of(c, "Linear").update(in_features=2.5)),
+                "Linear declares 2.5 inputs": edit_architecture(
+                    lambda c: first_of(c, "Linear").update(in_features=2.5)),
                 "ReLU made ASMReLU(0)": edit_architecture(lambda c: first_of(c, "ReLU").update(type="ASMReLU",
                                                                                                 frequencies=0)),
                 "a layer's children a list": edit_architecture(lambda c: c["children"]["1"].update(children=[1])),
@@ -301,7 +302,8 @@ def soak_datasets(tmp, rng, flips):
             "a file renamed within its class": lambda t: _rename(t, "frog"),
             "a file replaced by another of its class": lambda t: _replace(t, "horse"),
             "a file deleted": lambda t: next((t / "test" / "truck").iterdir()).unlink(),
-            "a file added": lambda t: shutil.copy(next((t / "test" / "cat").iterdir()), t / "test" / "deer" / "new.jpg"),
+            "a file added": lambda t: shutil.copy(next((t / "test" / "cat").iterdir()),
+                                                  t / "test" / "deer" / "new.jpg"),
             "a class emptied": lambda t: [p.unlink() for p in (t / "test" / "airplane").iterdir()],
             "a file truncated": lambda t: _truncate(t, "automobile"),
             "a text file named .jpg": lambda t: (t / "test" / "dog" / "note.jpg").write_text("not a JPEG"),
@@ -454,7 +456,8 @@ def soak_inputs(rng):
         record(section, f"to_dct/from_dct of {shape}", "correct" if ok else "WRONG", f"{out.shape} {back.shape}")
     params = model.parameters()
     for kwargs in (dict(lr=np.inf), dict(lr=np.nan), dict(lr=-1), dict(lr=0.1, momentum=np.nan),
-                   dict(lr=0.1, weight_decay=np.nan), dict(lr=0.1, weight_decay=np.inf), dict(lr=0.1, dampening=np.nan)):
+                   dict(lr=0.1, weight_decay=np.nan), dict(lr=0.1, weight_decay=np.inf),
+                   dict(lr=0.1, dampening=np.nan)):
         expect_error(section, f"SGD({kwargs})", lambda kwargs=kwargs: optim.SGD(params, **kwargs))
     for kwargs in (dict(lr=np.inf), dict(eps=np.nan), dict(weight_decay=np.nan), dict(betas=(np.nan, 0.9))):
         expect_error(section, f"Adam({kwargs})", lambda kwargs=kwargs: optim.Adam(params, **kwargs))

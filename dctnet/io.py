@@ -92,7 +92,8 @@ def save(model, path, optimizer=None, **metadata):
         f.attrs["metadata"] = metadata_json
         f.attrs["training"] = bool(model.training)
         # HDF5 does not checksum everything (attribute text, some chunk indexes): SHA-256 of each part.
-        checksums = {"architecture": _sha256(architecture.encode()), "metadata": _sha256(metadata_json.encode())}  # ASCII
+        checksums = {"architecture": _sha256(architecture.encode()),  # json.dumps writes ASCII
+                     "metadata": _sha256(metadata_json.encode())}
         checksums.update(_write_arrays(f.create_group("state", track_order=True), state, "state"))
         if opt_state is not None:
             group = f.create_group("optimizer")
@@ -255,7 +256,8 @@ def _check_state(expected, stored, path):
     missing = [name for name in expected if name not in stored]
     unexpected = [name for name in stored if name not in expected]
     if missing or unexpected:
-        raise ValueError(f"{path}: saved weights do not fit the architecture (missing {missing}, unexpected {unexpected})")
+        raise ValueError(f"{path}: saved weights do not fit the architecture "
+                         f"(missing {missing}, unexpected {unexpected})")
     dtypes = {}
     for name, dataset in stored.items():
         needed = expected[name]
