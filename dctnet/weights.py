@@ -54,18 +54,21 @@ def load_safetensors(path):
     if not path.is_file():
         raise FileNotFoundError(f"no weights file {path}")
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(9)
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         _refuse_pickle(path, f"suffix {path.suffix}")
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
-        _refuse_pickle(path, "zip archive" if head[:2] == b"PK" else "pickle protocol header")
     size = path.stat().st_size
-    if len(head) < 8:
-        raise ValueError(f"{path} is not a safetensors file: {size} bytes, shorter than the 8-byte header length")
-    header = int.from_bytes(head, "little")
+    if head[8:9] != b"{":  # a safetensors file is an 8-byte length, then its JSON header
+        if head[:2] == b"PK":  # torch.save's zip archive
+            _refuse_pickle(path, "zip archive")
+        if head[:1] == b"\x80":  # a bare pickle: the PROTO opcode
+            _refuse_pickle(path, "pickle protocol header")
+        raise ValueError(f"{path} is not a safetensors file ({size} bytes): it does not start with an "
+                         "8-byte header length and a JSON header")
+    header = int.from_bytes(head[:8], "little")
     if header + 8 > size:
         raise ValueError(f"{path} is not a complete safetensors file: its header claims {header} bytes "
-                         f"but the file has {size} (truncated, or not a safetensors file)")
+                         f"but the file has {size} (truncated?)")
     try:
         arrays = safetensors.numpy.load_file(path)
     except Exception as exc:  # the package's own SafetensorError and dtype errors
