@@ -22,6 +22,11 @@ before a network sees them, and none decodes the picture.
   Factor 8 is the block mean (DC / 8) for both.
 * :func:`fit` chains them: the largest downscaling that still covers
   ``size``, then a centre crop.
+* :func:`crop_image` and :func:`fit_image` do the same on a
+  :class:`~dctnet.JpegImage` before its DCT-domain picture is built, cropping
+  the quantized coefficients of every component on MCU boundaries: exact (the
+  chroma upsampling is per block), and only the window is dequantized,
+  upsampled and colour-converted.
 
 >>> import numpy as np, dctnet
 >>> x = dctnet.to_dct(np.random.default_rng(0).normal(size=(3, 48, 64)))
@@ -38,7 +43,7 @@ import numpy as np
 from .backend import get_array_module
 from .transform import ZIGZAG, from_dct, to_dct
 
-__all__ = ["crop", "center_crop", "downscale", "scaled_idct", "fit", "FACTORS", "METHODS"]
+__all__ = ["crop", "center_crop", "downscale", "scaled_idct", "fit", "crop_image", "fit_image", "FACTORS", "METHODS"]
 
 FACTORS = (1, 2, 4, 8)
 _NATURAL = np.argsort(ZIGZAG)  # position in the zigzag of each row-major coefficient
@@ -168,6 +173,13 @@ def downscale(x, factor, method="box"):
     return x if factor == 1 else to_dct(scaled_idct(x, factor, method))
 
 
+def _factor(ph, pw, h, w, op):
+    """The largest of FACTORS whose downscaling of a ph x pw picture still covers h x w."""
+    if ph < h or pw < w:
+        raise ValueError(f"{op}: the picture ({ph}x{pw} pixels) is smaller than {h}x{w}; pad or upscale it first")
+    return max(f for f in FACTORS if ph // f >= h and pw // f >= w)
+
+
 def fit(x, size, picture=None, method="box"):
     """``x`` brought to ``size`` (int or (h, w)): the largest downscaling that still covers it, then a centre crop.
 
@@ -180,8 +192,69 @@ def fit(x, size, picture=None, method="box"):
     h, w = _size(size, "fit")
     bh, bw = x.shape[-3:-1]
     ph, pw = (8 * bh, 8 * bw) if picture is None else (min(8 * bh, picture[0]), min(8 * bw, picture[1]))
-    factor = max(f for f in FACTORS if ph // f >= h and pw // f >= w) if ph >= h and pw >= w else None
-    if factor is None:
-        raise ValueError(f"fit: the picture ({ph}x{pw} pixels) is smaller than {h}x{w}; pad or upscale it first")
+    factor = _factor(ph, pw, h, w, "fit")
     # crop at full resolution to exactly what the downscaling turns into the target
     return downscale(center_crop(x, (h * factor, w * factor), (ph, pw)), factor, method)
+
+
+def _mcu(image):
+    """The MCU size (rows, columns) in pixels: the crop granularity that keeps every component's blocks whole."""
+    return (8 * max(v for v, _ in image.sampling), 8 * max(h for _, h in image.sampling))
+
+
+def crop_image(image, top, left, height, width):
+    """The ``height`` x ``width`` window at (``top``, ``left``) of a :class:`~dctnet.JpegImage`, as a JpegImage.
+
+    ``top`` and ``left`` are multiples of the MCU size (8 times the largest
+    sampling factor: 16 for 4:2:0, 8 for 4:4:4) and the window lies in the
+    picture. Only coefficients are selected (no decode); its ``to_dct()``
+    equals the same window of the whole image's ``to_dct()``.
+
+    >>> import dctnet
+    >>> img = dctnet.encode_jpeg(np.zeros((3, 48, 64), np.uint8), subsampling="4:2:0")
+    >>> crop_image(img, 16, 16, 32, 32)
+    JpegImage(32x32 ycbcr, sampling 22x11x11, baseline)
+    """
+    mh, mw = _mcu(image)
+    if any(not isinstance(v, (int, np.integer)) or v < 0 for v in (top, left)) or top % mh or left % mw:
+        raise ValueError(f"crop_image: top and left must be non-negative multiples of the MCU size {mh}x{mw} "
+                         f"pixels (sampling {image.sampling}), found {top}, {left}")
+    height, width = _size((height, width), "crop_image")
+    if top + height > image.height or left + width > image.width:
+        raise ValueError(f"crop_image: the window {height}x{width} at ({top}, {left}) leaves the "
+                         f"{image.height}x{image.width} picture")
+    vmax, hmax = mh // 8, mw // 8
+    parts = []
+    for coef, (v, h) in zip(image.coefficients, image.sampling):
+        # component blocks of the window: libjpeg's ceil(size * f / (8 * f_max)) from the window's first block
+        t, l = top * v // mh, left * h // mw
+        rows, cols = -(-height * v // mh), -(-width * h // mw)
+        part = coef[t:t + rows, l:l + cols]
+        if part.shape[:2] != (rows, cols):
+            raise ValueError(f"crop_image: the window {height}x{width} at ({top}, {left}) needs {rows}x{cols} "
+                             f"blocks of a component sampled {(v, h)}, beyond its {coef.shape[0]}x{coef.shape[1]}")
+        parts.append(part)
+    return type(image)(tuple(parts), image.qtables, image.sampling, height, width, image.color_space,
+                       image.progressive)
+
+
+def fit_image(image, size, color=None, dtype=np.float32, method="box"):
+    """A :class:`~dctnet.JpegImage` as a network input (C, size/8, size/8, 64), like :func:`fit` but cheaper.
+
+    The largest downscaling in (1, 2, 4, 8) whose result still covers ``size``
+    (int or (h, w)), of the centred window (on MCU boundaries) that it turns
+    into exactly ``size``; only that window's DCT-domain picture is built
+    (``color``, ``dtype`` as in ``JpegImage.to_dct``).
+
+    >>> import dctnet
+    >>> img = dctnet.encode_jpeg(np.zeros((3, 300, 400), np.uint8))
+    >>> fit_image(img, 128).shape
+    (3, 16, 16, 64)
+    """
+    h, w = _size(size, "fit_image")
+    factor = _factor(image.height, image.width, h, w, "fit_image")
+    mh, mw = _mcu(image)
+    top = (image.height - h * factor) // 2 // mh * mh
+    left = (image.width - w * factor) // 2 // mw * mw
+    window = crop_image(image, top, left, h * factor, w * factor)
+    return downscale(window.to_dct(color, dtype), factor, method)

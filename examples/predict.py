@@ -16,8 +16,8 @@ With ``--arch`` (resnet18, resnet34, resnet50) the weights come from a
 safetensors file of torchvision's parameter names (e.g. written by
 ``safetensors.torch.save_file(torchvision_model.state_dict(), path)``); the
 photo's coefficients are brought to ``--size`` (default 256) in the DCT domain
-(``dctnet.resize.fit``: 1/2, 1/4 or 1/8 downscaling, then a block-aligned
-centre crop), and torchvision's normalization is folded into the model
+(``dctnet.resize.fit_image``: a centred window of the coefficients, cut on
+MCU boundaries, downscaled by 1/2, 1/4 or 1/8 where the photo is large enough), and torchvision's normalization is folded into the model
 (``DCTNormalize``). ``--labels`` names the classes, one a line; the top 5 are
 printed.
 """
@@ -117,9 +117,8 @@ def main(argv=None):
         for path, source in sources:
             try:
                 img = dctnet.read_jpeg(source)
-                x = img.to_dct(color)
-                if args.arch:  # to the network's size in the DCT domain: downscale, then centre-crop
-                    x = resize.fit(x, args.size, picture=(img.height, img.width))
+                # with --arch, to the network's size in the DCT domain: a centred window, downscaled
+                x = resize.fit_image(img, args.size, color) if args.arch else img.to_dct(color)
                 logits = model(dctnet.Tensor(x[None])).numpy()[0]  # (1, C, BH, BW, 64)
             except (ValueError, TypeError) as exc:  # JpegError included: report and go on
                 print(f"{path}: {exc}", file=sys.stderr)

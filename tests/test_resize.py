@@ -98,3 +98,38 @@ def test_box_downscale_matches_libjpeg_turbo_scaled_decode(factor):
     theirs = np.asarray(pil, np.float64)
     assert theirs.shape == ours.shape
     assert np.abs(ours - theirs).max() <= 0.6
+
+
+def pillow_jpeg(subsampling, size=(300, 400), seed=0):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, size=(size[0] // 4, size[1] // 4, 3)).astype(np.uint8)
+    img = Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR)  # smooth but varied content
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, subsampling={"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[subsampling])
+    return dctnet.read_jpeg(buf.getvalue())
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_crop_image_is_the_window_of_the_whole_picture(subsampling):
+    img = pillow_jpeg(subsampling)
+    whole = img.to_dct(dtype=np.float64)
+    for top, left, h, w in ((16, 32, 256, 256), (0, 0, 296, 400), (32, 144, 40, 56)):
+        part = resize.crop_image(img, top, left, h, w)
+        assert (part.height, part.width) == (h, w)
+        np.testing.assert_array_equal(part.to_dct(dtype=np.float64), resize.crop(whole, top, left, h, w))
+    with pytest.raises(ValueError, match="multiples of the MCU size"):
+        resize.crop_image(img, 8, 24, 32, 32) if subsampling != "4:4:4" else resize.crop_image(img, 4, 0, 32, 32)
+    with pytest.raises(ValueError, match="leaves the 300x400 picture"):
+        resize.crop_image(img, 64, 0, 256, 256)
+
+
+@pytest.mark.parametrize("shape,factor", [((300, 400), 1), ((600, 520), 2), ((1100, 1040), 4)])
+def test_fit_image_equals_fit_of_the_whole_picture(shape, factor):
+    img = pillow_jpeg("4:2:0", shape)
+    got = resize.fit_image(img, 256, dtype=np.float64)
+    assert got.shape == (3, 32, 32, 64)
+    s = 256 * factor
+    top, left = (shape[0] - s) // 2 // 16 * 16, (shape[1] - s) // 2 // 16 * 16
+    ref = resize.downscale(resize.crop(img.to_dct(dtype=np.float64), top, left, s, s), factor)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)

@@ -291,9 +291,8 @@ def test_predict_example_with_safetensors_weights(tmp_path, capsys):
     assert failed == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{photo}: ") and line.count("class") == 5
-    # the same top-1 as the pixel model on the same crop (1/2 downscaling, as fit chooses for 520 rows)
-    img = dctnet.read_jpeg(photo)
-    x = resize.fit(img.to_dct(dtype=np.float64), 256, picture=(img.height, img.width))
+    # the same top-1 as the pixel model on the same crop (1/2 downscaling, as fit_image chooses for 520 rows)
+    x = resize.fit_image(dctnet.read_jpeg(photo), 256, dtype=np.float64)
     mean, std = np.reshape(predict.IMAGENET_MEAN, (3, 1, 1)), np.reshape(predict.IMAGENET_STD, (3, 1, 1))
     ref = net.eval().astype(np.float64)(dctnet.Tensor((dctnet.from_dct(x) / 255 - mean) / std)[None]).data[0]
     assert results == [(str(photo), f"class{int(np.argmax(ref))}")]
