@@ -30,9 +30,9 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
 import numpy as np
+from common import best_seconds
 
 ROWS_TIMEOUT = 1800
 
@@ -57,16 +57,6 @@ def randomize(state, rng):
             value[...] = rng.uniform(0.2, 1.0, value.shape)
         elif value.ndim in (2, 4):
             value[...] = rng.normal(0, np.sqrt(1.0 / np.prod(value.shape[1:])), value.shape)
-
-
-def best_seconds(fn, repeat):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # -- one row, in its own process ------------------------------------------------------------------
