@@ -17,7 +17,7 @@ from __future__ import annotations
 from . import nn
 
 __all__ = ["paper_resnet", "BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50",
-           "MODELS", "build_model"]
+           "stage_sizes", "check_jpeg_size", "MODELS", "build_model"]
 
 
 def paper_resnet(in_channels=3, num_classes=10, widths=(16, 32, 64), mean=None, std=None):

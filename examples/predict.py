@@ -17,8 +17,9 @@ safetensors file of torchvision's parameter names (e.g. written by
 ``safetensors.torch.save_file(torchvision_model.state_dict(), path)``); the
 photo's coefficients are brought to ``--size`` (default 256) in the DCT domain
 (``dctnet.resize.fit_image``: a centred window of the coefficients, cut on
-MCU boundaries, downscaled by 1/2, 1/4 or 1/8 where the photo is large enough), and torchvision's normalization is folded into the model
-(``DCTNormalize``). ``--labels`` names the classes, one a line; the top 5 are
+MCU boundaries, downscaled by 1/2, 1/4 or 1/8 where the photo is large
+enough), and torchvision's normalization is folded into the model
+(``DCTNormalize``). A grey photo is read as three equal planes. ``--labels`` names the classes, one a line; the top 5 are
 printed.
 """
 
@@ -97,7 +98,7 @@ def main(argv=None):
             p.error("--arch needs JPEG files")
         model, classes = pretrained(args.arch, args.weights, args.labels)
         models.check_jpeg_size(args.size, args.size)  # before any file is read
-        top_k, color = args.top or 5, "rgb"
+        top_k, color = args.top or 5, "rgb"  # torchvision's models take RGB
     else:
         if args.model is None:
             p.error("give an HDF5 model, or --arch and --weights")
