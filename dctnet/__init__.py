@@ -29,5 +29,6 @@ from .progressbar import progress
 from .conversion import convert, model_domain
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
+from .weights import load_safetensors, save_safetensors
 
 from .version import __version__

@@ -41,8 +41,8 @@ from .transform import frequency_count
 __all__ = [
     "Module", "Parameter", "MODULES", "DOMAINS", "from_config", "register_module", "deferred_init", "manual_seed",
     "Conv2d", "BatchNorm2d", "ReLU", "Linear", "Sequential", "Identity", "Flatten",
-    "GlobalAvgPool", "AvgPool2d", "Normalize", "ResidualBlock",
-    "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTNormalize",
+    "GlobalAvgPool", "AvgPool2d", "MaxPool2d", "Normalize", "ResidualBlock",
+    "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTMaxPool2d", "DCTNormalize",
 ]
 
 MODULES: dict[str, type] = {}  # the type names stored in model files -> classes (see register_module)
@@ -126,6 +126,15 @@ def _full(shape, value, dtype=np.float32):
     if _deferred.get():
         return np.broadcast_to(np.asarray(value, dtype), shape)
     return np.full(shape, value, dtype)
+
+
+_OPTIONAL_STATE = ("num_batches_tracked",)  # load_state_dict never requires these (PyTorch's files may lack them)
+
+
+def _listed(keys, limit=12):
+    """``keys`` for an error message, the first ``limit`` of them and a count of the rest."""
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{keys[:limit]}{more}"
 
 
 def manual_seed(seed):
@@ -316,25 +325,40 @@ class Module:
 
         Values are copied in place when dtype and device agree (so modules that
         share a parameter keep sharing it); otherwise the array is replaced and
-        takes the saved dtype. ``strict`` refuses missing or unexpected names.
+        takes the saved dtype. ``strict`` refuses missing or unexpected names;
+        mis-shaped values are always refused. Every problem is named in one
+        error, and nothing is changed when there is one. BatchNorm's
+        ``num_batches_tracked`` (a counter, unused by the forward) is copied
+        when present and never required, so PyTorch's state dicts load with or
+        without it.
         """
         own = {}
         for path, module in self.named_modules():
             for table in (module._parameters, module._buffers):
                 for name in table:
                     own[f"{path}.{name}" if path else name] = (table, name)
-        missing = [k for k in own if k not in state]
+        missing = [k for k in own if k not in state and k.rsplit(".", 1)[-1] not in _OPTIONAL_STATE]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"state_dict does not fit the model: missing {missing}, unexpected {unexpected}")
+            raise KeyError(f"state_dict does not fit the model ({type(self).__name__}): "
+                           f"missing {_listed(missing)}, unexpected {_listed(unexpected)}")
+        shapes = []
+        for key, value in state.items():
+            if key in own:
+                if not hasattr(value, "shape"):
+                    raise TypeError(f"{key}: expected an array, found {type(value).__name__}")
+                table, name = own[key]
+                current = table[name].data if isinstance(table[name], Tensor) else table[name]
+                if tuple(value.shape) != tuple(current.shape):
+                    shapes.append(f"{key}: saved shape {tuple(value.shape)} does not fit the model's {tuple(current.shape)}")
+        if shapes:
+            raise ValueError(f"{len(shapes)} mis-shaped value(s) in the state_dict: " + "; ".join(shapes))
         for key, value in state.items():
             if key not in own:
                 continue
             table, name = own[key]
             target = table[name]
             current = target.data if isinstance(target, Tensor) else target
-            if tuple(value.shape) != tuple(current.shape):
-                raise ValueError(f"{key}: saved shape {tuple(value.shape)} does not fit the model's {tuple(current.shape)}")
             xp = get_array_module(current)
             writeable = getattr(getattr(current, "flags", None), "writeable", True)  # False: a placeholder
             if get_array_module(value) is xp and value.dtype == current.dtype and writeable:
@@ -664,6 +688,23 @@ class AvgPool2d(Module):
         return F.avg_pool2d(x, self.kernel_size, self.stride)
 
 
+class MaxPool2d(Module):
+    """The maximum over windows, padding with -inf: ``torch.nn.MaxPool2d`` (no dilation, floor mode).
+
+    >>> MaxPool2d(3, 2, 1)(np.zeros((1, 1, 8, 8), np.float32)).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def jpeg_form(self, relu_frequencies=15, relu="asm"):
+        return self.twin(DCTMaxPool2d)
+
+
 class Normalize(Module):
     """``(x - mean) / std`` per channel: the input normalization, kept in the model.
 
@@ -831,6 +872,15 @@ class DCTGlobalAvgPool(Module):
 
     def forward(self, x):
         return F.dct_global_avg_pool(x)
+
+
+class DCTMaxPool2d(MaxPool2d):
+    """:class:`MaxPool2d` on DCT coefficients, exactly: IDCT, max-pool, DCT (:func:`~dctnet.functional.dct_max_pool2d`)."""
+
+    input_domain = "jpeg"
+
+    def forward(self, x):
+        return F.dct_max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
 class DCTNormalize(Normalize):
