@@ -242,7 +242,10 @@ def write_jpeg(path, image: JpegImage) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".jpg.tmp", dir=path.parent if str(path.parent) else ".")
     os.close(fd)
     try:
-        libjpeg.write(tmp, image)
+        try:
+            libjpeg.write(tmp, image)
+        except JpegError as exc:  # it names the temporary file; the user knows theirs
+            raise JpegError(f"{path}: {str(exc).removeprefix(f'{tmp}: ')}") from exc
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
