@@ -5,7 +5,8 @@ dctnet's Numba decoder (:mod:`dctnet.jpeg.huffman`, bit-identical to libjpeg and
 many files per call), progressive files and anything it refuses to libjpeg
 (:mod:`dctnet.jpeg.libjpeg`), which reads what it reads cleanly or names the
 fault. Each file's marker segments are walked once (:mod:`dctnet.jpeg.markers`):
-unsupported kinds of JPEG and absurd sizes are refused before any decoding.
+unsupported kinds of JPEG, absurd sizes and files far too short for their
+declared size are refused before any decoding.
 
 >>> import numpy as np, dctnet
 >>> data = dctnet.encode_jpeg(np.zeros((3, 32, 32), np.uint8)).to_bytes()
@@ -69,6 +70,9 @@ def _check_frame(markers: Markers, name: str, max_pixels):
     if max_pixels is not None and height * width > max_pixels:
         raise JpegError(f"{name}: declares {width}x{height} pixels, more than max_pixels={max_pixels}; "
                         "pass a larger max_pixels if the file is trusted")
+    short = markers.shortfall()
+    if short:  # strict or not: decoding it would allocate the declared size for zeros
+        raise JpegError(f"{name}: {short}")
 
 
 def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXELS, decoder: str = "auto") -> JpegImage:
