@@ -84,7 +84,8 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     their coefficients only: no ``to_dct``), any sampling and size. Raises
     :class:`~dctnet.JpegError` naming the file for anything else (truncated,
     corrupt, not a JPEG, 12-bit, arithmetic-coded, lossless, hierarchical, larger
-    than ``max_pixels``). With ``strict=False`` data libjpeg can recover from (e.g.
+    than ``max_pixels``, or far too short for the size it declares: less than one
+    bit of scan data per block, refused before any decoding, strict or not). With ``strict=False`` data libjpeg can recover from (e.g.
     a truncated last scan, decoded as zeros) gives a :class:`~dctnet.JpegWarning`
     instead of an error.
 

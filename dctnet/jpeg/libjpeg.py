@@ -45,11 +45,15 @@ def _message_patterns() -> re.Pattern:
     libjpeg has no per-call message channel in jpeglib: its ``output_message``
     prints to the process's stderr. The formats come from libjpeg's own message
     table (``jpeg_std_message_table``, exported by the loaded library), so a line
-    is libjpeg's only when it has the shape of one of its messages.
+    is libjpeg's only when it has the shape of one of its messages. A build that
+    does not export the table gets a pattern taking every line as libjpeg's.
     """
     from jpeglib._bind import CJpegLib  # the loaded libjpeg build
 
-    table = (ctypes.c_char_p * 1024).in_dll(CJpegLib.get(), "jpeg_std_message_table")
+    try:
+        table = (ctypes.c_char_p * 1024).in_dll(CJpegLib.get(), "jpeg_std_message_table")
+    except (ValueError, AttributeError, OSError):  # not exported: libjpeg's lines cannot be told apart
+        return re.compile(b".*", re.S)
     formats = []
     for entry in table:
         if entry is None:  # the table ends with NULL

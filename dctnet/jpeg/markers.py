@@ -130,8 +130,9 @@ class Markers:
             coded, present = set(), len(data) - self.segments[self.first_scan][1]
             for marker, s, e, _ in self.segments[self.first_scan:]:
                 ns = data[s] if marker == 0xDA and e > s else 0
-                if marker == 0xDA and e - s >= 4 + 2 * ns and data[s + 1 + 2 * ns] == 0 and data[s + 3 + 2 * ns] >> 4 == 0:
-                    coded.update(data[s + 1 + 2 * k] for k in range(ns))
+                spectral = s + 1 + 2 * ns  # Ss, Se, Ah/Al after the component list
+                if marker == 0xDA and e - s >= 4 + 2 * ns and data[spectral] == 0 and data[spectral + 2] >> 4 == 0:
+                    coded.update(data[s + 1 + 2 * k] for k in range(ns))  # Ss = 0, Ah = 0: each block coded
         sampling = [comps[c] for c in coded if c in comps]
         if not sampling or min(min(f) for f in comps.values()) < 1:  # a malformed frame: the decoders name it
             return None
@@ -153,7 +154,11 @@ def coded_blocks(height: int, width: int, sampling, vmax: int, hmax: int) -> int
     >>> coded_blocks(16, 16, [(2, 2), (1, 1), (1, 1)], 2, 2)
     6
     """
-    return sum(-(-(-(-height * v // vmax)) // 8) * -(-(-(-width * h // hmax)) // 8) for v, h in sampling)
+    return sum(_ceil(_ceil(height * v, vmax), 8) * _ceil(_ceil(width * h, hmax), 8) for v, h in sampling)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def too_short(height: int, width: int, sampling, vmax: int, hmax: int, present: int) -> str | None:
@@ -170,7 +175,7 @@ def too_short(height: int, width: int, sampling, vmax: int, hmax: int, present: 
     blocks = coded_blocks(height, width, sampling, vmax, hmax)
     if 8 * present >= blocks:
         return None
-    return (f"declares {width}x{height} pixels ({blocks} blocks, at least {-(-blocks // 8)} bytes of entropy-coded "
+    return (f"declares {width}x{height} pixels ({blocks} blocks, at least {_ceil(blocks, 8)} bytes of entropy-coded "
             f"data) but holds {present} bytes of scan data: far too short (truncated file, or a wrong size in its header)")
 
 
