@@ -26,7 +26,7 @@ from .baseline import read_jpegs, read_stacked
 from . import distributed, jpegdl, models, nn, optim, qtables
 from . import augment, training
 from .progressbar import progress
-from .conversion import convert, model_domain
+from .conversion import convert, model_domain, set_evaluation
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
 

@@ -10,6 +10,9 @@ Layers whose ``input_domain`` is ``"any"`` are copied with converted
 children: containers whose forward only composes their children
 (Sequential, ResidualBlock), and Linear, Identity and Flatten, which act after
 pooling. :func:`model_domain` tells which of the two inputs a model takes.
+:func:`set_evaluation` chooses how the JPEG-domain layers compute (all exact,
+docs/design.md §4): ``"carried"`` (the default, fastest measured), ``"spatial"``
+or ``"dense"`` (the paper's exploded maps).
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models
@@ -27,12 +30,12 @@ from __future__ import annotations
 
 from . import nn
 
-__all__ = ["convert", "model_domain"]
+__all__ = ["convert", "model_domain", "set_evaluation"]
 
 RELUS = ("asm", "apx")
 
 
-def convert(model, relu_frequencies=15, relu="asm"):
+def convert(model, relu_frequencies=15, relu="asm", evaluation="auto"):
     """The JPEG-domain equivalent of ``model``, sharing its parameters.
 
     ``relu_frequencies`` (1..15) and ``relu`` ("asm" or "apx") choose the ReLU
@@ -40,6 +43,7 @@ def convert(model, relu_frequencies=15, relu="asm"):
     logits as ``model`` on ``dctnet.to_dct`` of the same images. The result
     shares every Parameter and buffer with ``model`` (training one trains the
     other), keeps its training mode, and has the same ``state_dict`` keys.
+    ``evaluation`` is set on every JPEG-domain layer (see :func:`set_evaluation`).
     Raises TypeError for a layer without a JPEG-domain form, or one that is
     already a JPEG-domain layer.
     """
@@ -47,7 +51,41 @@ def convert(model, relu_frequencies=15, relu="asm"):
         raise ValueError(f"relu must be one of {RELUS}, found {relu!r}")
     if not (isinstance(relu_frequencies, int) and 1 <= relu_frequencies <= 15):
         raise ValueError(f"relu_frequencies must be an integer 1..15, found {relu_frequencies!r}")
-    return _convert(model, relu_frequencies, relu, "model")
+    _check_evaluation(evaluation)
+    return set_evaluation(_convert(model, relu_frequencies, relu, "model"), evaluation)
+
+
+def set_evaluation(model, evaluation):
+    """Choose how ``model``'s JPEG-domain layers compute; returns ``model`` (changed in place).
+
+    All evaluations give the same function, forward and backward, to float
+    rounding (docs/design.md §4):
+
+    - ``"carried"``: the signal between layers is held as the pixels the
+      coefficients stand for (:class:`~dctnet.functional.CarriedDCT`); convolution,
+      batch norm and the exact ReLU cost what they cost on pixels, ASM below
+      15 frequencies is a per-block rank-k projection, pooling a pixel mean.
+      Layers return a CarriedDCT (``.to_dct()`` for the coefficients); pooled
+      features and logits are plain Tensors.
+    - ``"spatial"``: every layer takes and returns coefficients; the conv is IDCT, conv, DCT.
+    - ``"dense"``: as "spatial", with the paper's exploded convolution maps.
+    - ``"auto"``: :data:`dctnet.nn.DEFAULT_EVALUATION` ("carried").
+
+    >>> from dctnet import models
+    >>> jnet = set_evaluation(convert(models.paper_resnet(in_channels=1)), "dense")
+    >>> {m.evaluation for m in jnet.modules() if m.input_domain == "jpeg"}
+    {'dense'}
+    """
+    _check_evaluation(evaluation)
+    for module in model.modules():
+        if module.input_domain == "jpeg" and hasattr(module, "evaluation"):
+            module.evaluation = evaluation
+    return model
+
+
+def _check_evaluation(evaluation):
+    if evaluation not in nn.EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {nn.EVALUATIONS}, found {evaluation!r}")
 
 
 def model_domain(model):

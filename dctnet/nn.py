@@ -40,10 +40,14 @@ __all__ = [
     "Conv2d", "BatchNorm2d", "ReLU", "Linear", "Sequential", "Identity", "Flatten",
     "GlobalAvgPool", "AvgPool2d", "Normalize", "ResidualBlock",
     "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTNormalize",
+    "EVALUATIONS", "DEFAULT_EVALUATION",
 ]
 
 MODULES: dict[str, type] = {}
 DOMAINS = ("pixel", "jpeg", "any")  # the values of Module.input_domain
+# How JPEG-domain layers evaluate (docs/design.md §4): all exact, they differ in speed only.
+EVALUATIONS = ("auto", "carried", "spatial", "dense")
+DEFAULT_EVALUATION = "carried"  # fastest measured, CPU and training (benchmarks/bench_jpeg_domain.py)
 _rng = np.random.default_rng()
 
 
@@ -553,13 +557,37 @@ class ResidualBlock(Module):
 # ----------------------------------------------------------------------------- JPEG domain
 
 
-class DCTConv2d(Conv2d):
+class _Evaluated:
+    """The evaluation of a JPEG-domain layer (docs/design.md §4): a plain attribute, not part of ``config``.
+
+    ``evaluation`` is one of :data:`EVALUATIONS`: ``"carried"`` takes
+    coefficients or a :class:`~dctnet.functional.CarriedDCT` and returns a
+    CarriedDCT (the signal held as its pixels; ``.to_dct()`` gives the
+    coefficients); ``"spatial"`` and ``"dense"`` return coefficients (the conv
+    by IDCT-conv-DCT or by the paper's exploded map); ``"auto"`` is
+    :data:`DEFAULT_EVALUATION`. :func:`dctnet.convert` and
+    :func:`dctnet.set_evaluation` set it on every layer of a model.
+    """
+
+    evaluation = "auto"
+
+    def _resolved(self):
+        return DEFAULT_EVALUATION if self.evaluation == "auto" else self.evaluation
+
+    def _signal(self, x):
+        """``x`` in the form this layer's evaluation computes on."""
+        return F.carry(x) if self._resolved() == "carried" else F.as_coefficients(x)
+
+
+class DCTConv2d(_Evaluated, Conv2d):
     """:class:`Conv2d` on DCT coefficients (N, Cin, BH, BW, 64), exactly.
 
-    ``weight`` is the spatial kernel; ``method`` picks the evaluation
-    (see :func:`dctnet.functional.dct_conv2d`). In eval mode the dense
-    method's exploded map is cached (while no gradient is recorded) until the
-    kernel changes.
+    ``weight`` is the spatial kernel. The layer's ``evaluation`` (see
+    :func:`dctnet.set_evaluation`) picks how it computes; ``method`` ("spatial"
+    or "dense", see :func:`dctnet.functional.dct_conv2d`), when not "auto",
+    fixes the coefficient evaluation of this layer while its ``evaluation`` is
+    "auto". In eval mode the dense method's exploded map is cached (while no
+    gradient is recorded) until the kernel changes.
     """
 
     input_domain = "jpeg"
@@ -571,26 +599,36 @@ class DCTConv2d(Conv2d):
         self.method = method
         self._cache = None  # (copy of the kernel, its exploded map)
 
+    def _resolved(self):
+        if self.evaluation == "auto" and self.method != "auto":
+            return self.method
+        return super()._resolved()
+
     def forward(self, x):
         exploded = None
-        dense = self.method == "dense" or (self.method == "auto" and F.dct_conv.DEFAULT_METHOD == "dense")
-        if dense and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
+        evaluation = self._resolved()
+        x = self._signal(x)
+        if evaluation == "dense" and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
             kernel = self.weight.data
             if self._cache is None or self._cache[0].shape != kernel.shape or not (self._cache[0] == kernel).all():
                 with no_grad():
                     self._cache = (kernel.copy(), F.explode_kernel(kernel, self.stride, self.padding))
             exploded = self._cache[1]
-        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.method, exploded)
+        method = evaluation if evaluation in ("spatial", "dense") else "auto"
+        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, method, exploded)
 
 
-class DCTBatchNorm(BatchNorm2d):
+class DCTBatchNorm(_Evaluated, BatchNorm2d):
     """:class:`BatchNorm2d` on DCT coefficients, exactly equal to it on the pixels."""
 
     input_domain = "jpeg"
     _function = staticmethod(F.dct_batch_norm)
 
+    def forward(self, x):
+        return super().forward(self._signal(x))
 
-class ASMReLU(Module):
+
+class ASMReLU(_Evaluated, Module):
     """ReLU on DCT coefficients by spatial masking from ``frequencies`` (1..15).
 
     ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the baseline).
@@ -604,25 +642,25 @@ class ASMReLU(Module):
         self.frequencies, self.method = frequencies, method
 
     def forward(self, x):
-        return F.dct_relu(as_tensor(x), self.frequencies, self.method)
+        return F.dct_relu(self._signal(x), self.frequencies, self.method)
 
 
-class DCTGlobalAvgPool(Module):
+class DCTGlobalAvgPool(_Evaluated, Module):
     """(N, C, BH, BW, 64) -> (N, C): the mean of the DC coefficients over 8."""
 
     input_domain = "jpeg"
 
     def forward(self, x):
-        return F.dct_global_avg_pool(x)
+        return F.dct_global_avg_pool(self._signal(x))
 
 
-class DCTNormalize(Normalize):
+class DCTNormalize(_Evaluated, Normalize):
     """:class:`Normalize` applied to DCT coefficients (only the DC moves)."""
 
     input_domain = "jpeg"
 
     def forward(self, x):
-        return F.dct_normalize(as_tensor(x), self.mean, self.std)
+        return F.dct_normalize(self._signal(x), self.mean, self.std)
 
 
 def __getattr__(name):
