@@ -11,8 +11,8 @@ children: containers whose forward only composes their children
 (Sequential, ResidualBlock), and Linear, Identity and Flatten, which act after
 pooling. :func:`model_domain` tells which of the two inputs a model takes.
 :func:`set_evaluation` chooses how the JPEG-domain layers compute (all exact,
-docs/design.md §4): ``"carried"`` (the default, fastest measured), ``"spatial"``
-or ``"dense"`` (the paper's exploded maps).
+docs/design.md §4): ``"carried"`` (chosen by ``"auto"`` wherever it is safe,
+the fastest measured), ``"spatial"`` or ``"dense"`` (the paper's exploded maps).
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models
@@ -69,18 +69,43 @@ def set_evaluation(model, evaluation):
       features and logits are plain Tensors.
     - ``"spatial"``: every layer takes and returns coefficients; the conv is IDCT, conv, DCT.
     - ``"dense"``: as "spatial", with the paper's exploded convolution maps.
-    - ``"auto"``: :data:`dctnet.nn.DEFAULT_EVALUATION` ("carried").
+    - ``"auto"``: "carried" where nothing can see the difference: every layer
+      is a built-in one (JPEG-domain layers, Sequential, ResidualBlock,
+      Identity, Flatten, Linear) and the last JPEG-domain layer is the global
+      pooling, so the model returns features, not a signal; otherwise each
+      layer's own default (coefficients, "spatial").
 
     >>> from dctnet import models
-    >>> jnet = set_evaluation(convert(models.paper_resnet(in_channels=1)), "dense")
+    >>> jnet = convert(models.paper_resnet(in_channels=1))
+    >>> {m.evaluation for m in jnet.modules() if m.input_domain == "jpeg"}
+    {'carried'}
+    >>> jnet = set_evaluation(jnet, "dense")
     >>> {m.evaluation for m in jnet.modules() if m.input_domain == "jpeg"}
     {'dense'}
     """
     _check_evaluation(evaluation)
+    if evaluation == "auto" and _carries_safely(model):
+        evaluation = "carried"
     for module in model.modules():
-        if module.input_domain == "jpeg" and hasattr(module, "evaluation"):
+        if isinstance(module, nn.EvaluatedLayer):
             module.evaluation = evaluation
     return model
+
+
+_CARRYING_CONTAINERS = (nn.Sequential, nn.ResidualBlock, nn.Identity, nn.Flatten, nn.Linear)
+
+
+def _carries_safely(model):
+    """Whether ``model`` computes the same with a CarriedDCT between its layers, as seen from outside.
+
+    Built-in layers only (a user layer may apply a Tensor op to the signal),
+    and the signal must end in the global pooling (the model then returns features).
+    """
+    modules = list(model.modules())
+    if not all(isinstance(m, nn.EvaluatedLayer) or type(m) in _CARRYING_CONTAINERS for m in modules):
+        return False
+    jpeg = [m for m in modules if isinstance(m, nn.EvaluatedLayer)]
+    return bool(jpeg) and isinstance(jpeg[-1], nn.DCTGlobalAvgPool)
 
 
 def _check_evaluation(evaluation):

@@ -40,14 +40,13 @@ __all__ = [
     "Conv2d", "BatchNorm2d", "ReLU", "Linear", "Sequential", "Identity", "Flatten",
     "GlobalAvgPool", "AvgPool2d", "Normalize", "ResidualBlock",
     "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTNormalize",
-    "EVALUATIONS", "DEFAULT_EVALUATION",
+    "EVALUATIONS", "EvaluatedLayer",
 ]
 
 MODULES: dict[str, type] = {}
 DOMAINS = ("pixel", "jpeg", "any")  # the values of Module.input_domain
 # How JPEG-domain layers evaluate (docs/design.md §4): all exact, they differ in speed only.
 EVALUATIONS = ("auto", "carried", "spatial", "dense")
-DEFAULT_EVALUATION = "carried"  # fastest measured, CPU and training (benchmarks/bench_jpeg_domain.py)
 _rng = np.random.default_rng()
 
 
@@ -557,29 +556,31 @@ class ResidualBlock(Module):
 # ----------------------------------------------------------------------------- JPEG domain
 
 
-class _Evaluated:
-    """The evaluation of a JPEG-domain layer (docs/design.md §4): a plain attribute, not part of ``config``.
+class EvaluatedLayer:
+    """Mixin of the built-in JPEG-domain layers: how the layer computes (docs/design.md §4).
 
-    ``evaluation`` is one of :data:`EVALUATIONS`: ``"carried"`` takes
-    coefficients or a :class:`~dctnet.functional.CarriedDCT` and returns a
-    CarriedDCT (the signal held as its pixels; ``.to_dct()`` gives the
-    coefficients); ``"spatial"`` and ``"dense"`` return coefficients (the conv
-    by IDCT-conv-DCT or by the paper's exploded map); ``"auto"`` is
-    :data:`DEFAULT_EVALUATION`. :func:`dctnet.convert` and
-    :func:`dctnet.set_evaluation` set it on every layer of a model.
+    ``evaluation`` (a plain attribute, not part of ``config``) is one of
+    :data:`EVALUATIONS`: ``"carried"`` takes coefficients or a
+    :class:`~dctnet.functional.CarriedDCT` and returns a CarriedDCT (the signal
+    held as its pixels; ``.to_dct()`` gives the coefficients); ``"spatial"``
+    and ``"dense"`` take either and return coefficients (the conv by
+    IDCT-conv-DCT or by the paper's exploded map); ``"auto"``, a layer's
+    default, returns coefficients by the fastest measured conv method.
+    :func:`dctnet.convert` and :func:`dctnet.set_evaluation` set it on every
+    layer of a model, "carried" where that is safe.
     """
 
     evaluation = "auto"
 
     def _resolved(self):
-        return DEFAULT_EVALUATION if self.evaluation == "auto" else self.evaluation
+        return F.dct_conv.DEFAULT_METHOD if self.evaluation == "auto" else self.evaluation
 
     def _signal(self, x):
         """``x`` in the form this layer's evaluation computes on."""
         return F.carry(x) if self._resolved() == "carried" else F.as_coefficients(x)
 
 
-class DCTConv2d(_Evaluated, Conv2d):
+class DCTConv2d(EvaluatedLayer, Conv2d):
     """:class:`Conv2d` on DCT coefficients (N, Cin, BH, BW, 64), exactly.
 
     ``weight`` is the spatial kernel. The layer's ``evaluation`` (see
@@ -618,7 +619,7 @@ class DCTConv2d(_Evaluated, Conv2d):
         return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, method, exploded)
 
 
-class DCTBatchNorm(_Evaluated, BatchNorm2d):
+class DCTBatchNorm(EvaluatedLayer, BatchNorm2d):
     """:class:`BatchNorm2d` on DCT coefficients, exactly equal to it on the pixels."""
 
     input_domain = "jpeg"
@@ -628,7 +629,7 @@ class DCTBatchNorm(_Evaluated, BatchNorm2d):
         return super().forward(self._signal(x))
 
 
-class ASMReLU(_Evaluated, Module):
+class ASMReLU(EvaluatedLayer, Module):
     """ReLU on DCT coefficients by spatial masking from ``frequencies`` (1..15).
 
     ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the baseline).
@@ -645,7 +646,7 @@ class ASMReLU(_Evaluated, Module):
         return F.dct_relu(self._signal(x), self.frequencies, self.method)
 
 
-class DCTGlobalAvgPool(_Evaluated, Module):
+class DCTGlobalAvgPool(EvaluatedLayer, Module):
     """(N, C, BH, BW, 64) -> (N, C): the mean of the DC coefficients over 8."""
 
     input_domain = "jpeg"
@@ -654,7 +655,7 @@ class DCTGlobalAvgPool(_Evaluated, Module):
         return F.dct_global_avg_pool(self._signal(x))
 
 
-class DCTNormalize(_Evaluated, Normalize):
+class DCTNormalize(EvaluatedLayer, Normalize):
     """:class:`Normalize` applied to DCT coefficients (only the DC moves)."""
 
     input_domain = "jpeg"

@@ -36,6 +36,7 @@ class CarriedDCT:
     """
 
     __slots__ = ("pixels",)
+    __array_ufunc__ = None  # ``array + carried`` comes to __radd__, not elementwise
 
     def __init__(self, pixels):
         pixels = as_tensor(pixels)
@@ -77,8 +78,10 @@ def carry(x):
     """
     if isinstance(x, CarriedDCT):
         return x
-    if len(x.shape) != 5 or x.shape[-1] != 64:
-        raise ValueError(f"expected DCT coefficients (N, C, BH, BW, 64) or a CarriedDCT, found shape {x.shape}")
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) != 5 or shape[-1] != 64:
+        raise ValueError(f"expected DCT coefficients (N, C, BH, BW, 64) or a CarriedDCT, found {type(x).__name__} "
+                         f"of shape {shape}")
     return CarriedDCT(block_idct(x))
 
 
