@@ -27,6 +27,7 @@ from . import distributed, jpegdl, models, nn, optim, qtables
 from . import augment, training
 from .progressbar import progress
 from .conversion import convert, model_domain, set_evaluation
+from .jpeg_batches import JpegBatches, jpeg_pixels, predict_jpegs
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
 
