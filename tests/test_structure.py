@@ -45,7 +45,7 @@ LAYERS = (
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
-    ("conversion", ("dctnet.conversion",)),
+    ("conversion", ("dctnet.conversion", "dctnet.jpeg_batches")),
     ("files", ("dctnet.io",)),
     ("data", ("dctnet.datasets",)),
     ("distributed", ("dctnet.distributed",)),
