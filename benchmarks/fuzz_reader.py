@@ -1,4 +1,4 @@
-"""Fuzz dctnet's Numba baseline reader against libjpeg (jpeglib) with mutated real files.
+"""Fuzz dctnet's Numba JPEG decoder against libjpeg (jpeglib) with mutated real files.
 
     DCTNET_DATA=/work/shared/data python benchmarks/fuzz_reader.py --cases 100000 --seed 0
     NUMBA_BOUNDSCHECK=1 python benchmarks/fuzz_reader.py --cases 3000     # index checks in the kernel
@@ -11,7 +11,7 @@ bit flips, byte changes, a truncation, a deleted or duplicated byte run, a delet
 duplicated marker segment (sometimes two of these).
 
 Reference: ``dctnet.read_jpeg(data, decoder="libjpeg")``, refused when it raises
-JpegError (libjpeg warnings included). Ours: ``dctnet.baseline.read_baseline``.
+JpegError (libjpeg warnings included). Ours: ``dctnet.jpeg.huffman.read``.
 Every case must either read exactly what libjpeg reads or raise JpegError naming
 the file. Problems (exit status 1): ours reads what libjpeg refuses, different
 results, an exception other than JpegError (or one not naming the file). Where our
@@ -41,7 +41,7 @@ import numba  # noqa: E402  (after the cache folder is chosen)
 import numpy as np  # noqa: E402
 
 import dctnet  # noqa: E402
-from dctnet.baseline import read_baseline  # noqa: E402
+from dctnet.jpeg import huffman  # noqa: E402
 
 
 def pillow_file(h, w, mode, quality, **kw):
@@ -136,7 +136,7 @@ def run_case(data):
     except Exception as exc:
         return "PROBLEM: libjpeg side raised " + type(exc).__name__, traceback.format_exc(limit=-3)
     try:
-        ours = read_baseline(data, "fuzz")
+        ours = huffman.read(data, "fuzz")
     except dctnet.JpegError as exc:
         if not str(exc).startswith("fuzz: "):
             return "PROBLEM: JpegError without the file name", str(exc)

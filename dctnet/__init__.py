@@ -20,8 +20,8 @@ from .transform import (
 )
 from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
-from .jpeg import JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, read_jpeg, write_jpeg
-from .baseline import read_jpegs, read_stacked
+from .jpeg import (JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, read_jpeg, read_jpegs, read_stacked,
+                   write_jpeg)
 
 from . import distributed, jpegdl, models, nn, optim, qtables
 from . import augment, training
@@ -31,4 +31,4 @@ from .jpeg_batches import JpegBatches, jpeg_pixels, predict_jpegs
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
 
-__version__ = "0.1.0"
+from .version import __version__

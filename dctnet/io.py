@@ -36,6 +36,7 @@ import numpy as np
 
 from .atomic import atomic_hdf5
 from .backend import asnumpy, to_device
+from .version import __version__
 
 __all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
 
@@ -70,8 +71,6 @@ def save(model, path, optimizer=None, **metadata):
     state = model.state_dict()
     opt_state = optimizer.state_dict() if optimizer is not None else None
     opt_config = _to_json(opt_state["config"], "the optimizer's config") if opt_state else None
-
-    from . import __version__
 
     # libver v108 allows attributes above 64 KiB (large architectures).
     with atomic_hdf5(path, libver="v108") as f:

@@ -34,8 +34,7 @@ from .autograd import Tensor, no_grad
 from .backend import asnumpy, device_constant, get_array_module
 from .conversion import model_domain
 from .functional import CarriedDCT, as_coefficients
-from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg
-from .baseline import read_stacked  # the reader; dctnet.jpeg once it is a package
+from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg, read_stacked
 from .transform import block_dct_matrix, to_dct
 
 __all__ = ["jpeg_pixels", "color_matrix", "JpegBatches", "predict_jpegs"]

@@ -632,7 +632,7 @@ class DCTBatchNorm(EvaluatedLayer, BatchNorm2d):
 class ASMReLU(EvaluatedLayer, Module):
     """ReLU on DCT coefficients by spatial masking from ``frequencies`` (1..15).
 
-    ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the baseline).
+    ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the paper's comparison: ReLU of the approximated pixels).
     """
 
     input_domain = "jpeg"

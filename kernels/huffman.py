@@ -1,12 +1,16 @@
-"""Baseline JPEG entropy decoding: Huffman-coded sequential scans to quantized coefficients.
+"""JPEG files in Numba: the marker walk, and the Huffman decoding of sequential scans to quantized coefficients.
 
-No inverse DCT: each 8x8 block's coefficients are written in zigzag order, DC
-prediction undone, straight into a flat ``(blocks, 64)`` int16 buffer that the
-caller views as per-component ``(BH_c, BW_c, 64)`` arrays. The decoding follows
-libjpeg 6b (what jpeglib runs) bit for bit; wherever libjpeg would warn and carry
-on (data running out, a bad code, a wrong restart marker, leftover bytes) the
-kernels stop with an error code instead, and every index into the byte stream,
-the tables and the output is checked before use.
+``walk_markers`` is the one reading of a file's structure (its marker segments,
+where each scan's entropy-coded data ends) that every dctnet reader uses
+(``dctnet.jpeg.markers``, docs/design.md §5). The decoding kernels (baseline and
+extended sequential Huffman scans; no inverse DCT) write each 8x8 block's
+coefficients in zigzag order, DC prediction undone, straight into a flat
+``(blocks, 64)`` int16 buffer that the caller views as per-component
+``(BH_c, BW_c, 64)`` arrays. The decoding follows libjpeg 6b (what jpeglib runs)
+bit for bit; wherever libjpeg would warn and carry on (data running out, a bad
+code, a wrong restart marker, leftover bytes) the kernels stop with an error code
+instead, and every index into the byte stream, the tables and the output is
+checked before use.
 
 The caller describes its files with two int64 tables (columns named below): one
 row per file (geometry, where each component's blocks go, which scans are its)
@@ -35,6 +39,15 @@ F_COLS = 25
 # then per scan component j (0..3): component index, DC table, AC table
 S_START, S_END, S_RESTART, S_NCOMP, S_COMP, S_DC, S_AC = 0, 1, 2, 3, 4, 8, 12
 S_COLS = 16
+
+# the marker walk: why it stopped (WALK_EOI: it reached EOI), the columns of its segment rows
+# and of its result row
+WALK_EOI, WALK_EMPTY, WALK_NO_SOI, WALK_NO_EOI, WALK_NOT_MARKER, WALK_STRAY_00, WALK_SECOND_SOI, \
+    WALK_CUT_LENGTH, WALK_BAD_LENGTH, WALK_CUT_SCAN = range(10)
+R_MARKER, R_START, R_END, R_DATA_END = range(4)
+R_COLS = 4
+W_STATUS, W_WHERE, W_SEGMENTS, W_SOS, W_SCAN_START, W_SCAN_END = range(6)
+W_COLS = 6
 
 # look-up entries (int32): bits 0-4 how many bits the entry consumes, bit 5 set when the
 # entry also holds the value of the magnitude bits (bits 16-31, signed), bits 8-15 the symbol
@@ -119,56 +132,101 @@ def segment_end(data, pos):
 
 
 @njit(cache=True)
-def walk_headers(data, offsets, info):
-    """Find where each file's first scan starts and ends, for files of the plain shape.
+def walk_markers(data, lo, hi, rows, result):
+    """The marker walk of the file ``data[lo:hi]``: the one place where a JPEG file's structure is read.
 
-    File f is ``data[offsets[f]:offsets[f + 1]]``. ``info[f]`` gets (relative to the
-    file) the end of its first SOS segment, where that scan's entropy-coded data
-    ends, and 1 when the file is SOI, marker segments, one scan, then (after fill
-    bytes) EOI -- else 0, and the file needs the full parser. Only segment lengths
-    are read here; what the segments say is left to the parser.
+    From SOI to EOI, fill bytes skipped and stand-alone markers (RSTn, TEM) passed
+    over, each marker segment becomes a row of ``rows`` (columns ``R_*``, offsets
+    in the file): its marker, where its payload starts (after the length) and ends,
+    and where its data ends -- for SOS the end of the entropy-coded data that
+    follows (the FF of the next marker other than RSTn), else the payload's end.
+    Rows past ``rows``' capacity are counted but not written. ``result`` (columns
+    ``W_*``) gets the ``WALK_*`` status that ended the walk, the offset of the byte
+    at fault (the FF of the marker concerned, or of EOI), the number of segments,
+    the row of the first SOS (-1: none) and that scan's entropy-coded data
+    [start, end) (-1: none). Only lengths are read; what the segments say is left
+    to the caller.
     """
-    for f in range(offsets.shape[0] - 1):
-        lo, hi = offsets[f], offsets[f + 1]
-        info[f, 0] = 0
-        info[f, 1] = 0
-        info[f, 2] = 0
-        if not 0 <= lo <= hi <= data.shape[0] or hi - lo < 4 or data[lo] != 0xFF or data[lo + 1] != 0xD8:
-            continue
+    cap = rows.shape[0]
+    result[W_WHERE] = 0
+    result[W_SOS] = -1
+    result[W_SCAN_START] = -1
+    result[W_SCAN_END] = -1
+    n = 0
+    if not 0 <= lo <= hi <= data.shape[0]:
+        status = WALK_NO_SOI
+    elif hi == lo:
+        status = WALK_EMPTY
+    elif hi - lo < 2 or data[lo] != 0xFF or data[lo + 1] != 0xD8:
+        status = WALK_NO_SOI
+    else:
         pos = lo + 2
-        sos = -1
-        while pos < hi:
-            if data[pos] != 0xFF:
+        while True:
+            if pos >= hi:
+                status = WALK_NO_EOI
                 break
-            while pos < hi and data[pos] == 0xFF:
+            if data[pos] != 0xFF:
+                status = WALK_NOT_MARKER
+                result[W_WHERE] = pos - lo
+                break
+            while pos < hi and data[pos] == 0xFF:  # fill bytes
                 pos += 1
             if pos >= hi:
+                status = WALK_NO_EOI
                 break
             m = data[pos]
             pos += 1
-            if (0xD0 <= m <= 0xD7) or m == 0x01:
+            result[W_WHERE] = pos - 2 - lo  # the marker's (last) FF
+            if m == 0:
+                status = WALK_STRAY_00
+                break
+            if m == 0xD9:
+                status = WALK_EOI
+                break
+            if (0xD0 <= m <= 0xD7) or m == 0x01:  # RSTn, TEM: no parameters (libjpeg skips them)
                 continue
-            if m == 0 or m == 0xD8 or m == 0xD9 or pos + 2 > hi:
+            if m == 0xD8:
+                status = WALK_SECOND_SOI
+                break
+            if pos + 2 > hi:
+                status = WALK_CUT_LENGTH
                 break
             length = (np.int64(data[pos]) << 8) | data[pos + 1]
             if length < 2 or pos + length > hi:
+                status = WALK_BAD_LENGTH
                 break
-            pos += length
+            start, stop = pos + 2, pos + length
+            pos = stop
             if m == 0xDA:
-                sos = pos
+                pos = segment_end(data[:hi], stop)
+                if result[W_SOS] < 0:
+                    result[W_SOS] = n
+                    result[W_SCAN_START] = stop - lo
+                    result[W_SCAN_END] = pos - lo
+            if n < cap:
+                rows[n, R_MARKER] = m
+                rows[n, R_START] = start - lo
+                rows[n, R_END] = stop - lo
+                rows[n, R_DATA_END] = pos - lo
+            n += 1
+            if m == 0xDA and pos >= hi:  # the scan's entropy-coded data runs to the end of the file
+                status = WALK_CUT_SCAN
                 break
-        if sos < 0:
-            continue
-        end = segment_end(data[:hi], sos)
-        if end >= hi:
-            continue
-        q = end
-        while q < hi and data[q] == 0xFF:
-            q += 1
-        if q < hi and data[q] == 0xD9:
-            info[f, 0] = sos - lo
-            info[f, 1] = end - lo
-            info[f, 2] = 1
+    result[W_STATUS] = status
+    result[W_SEGMENTS] = n
+
+
+@njit(cache=True)
+def walk_many(data, offsets, results):
+    """:func:`walk_markers` of every file ``data[offsets[f]:offsets[f + 1]]`` into ``results[f]``, no rows kept.
+
+    A file of the plain shape -- SOI, marker segments, one scan, EOI -- has status
+    ``WALK_EOI`` and its first SOS as its last segment; its bytes up to the scan's
+    data (``results[f, W_SCAN_START]``) are then all its decoder needs besides that data.
+    """
+    rows = np.empty((0, R_COLS), np.int64)
+    for f in range(offsets.shape[0] - 1):
+        walk_markers(data, offsets[f], offsets[f + 1], rows, results[f])
 
 
 @njit(cache=True, inline="always")

@@ -11,7 +11,7 @@ import pytest
 
 import dctnet
 from dctnet import JpegError, JpegImage, JpegWarning, encode_jpeg, read_jpeg, write_jpeg
-from dctnet.jpeg import RGB_TO_YCBCR
+from dctnet.jpeg import RGB_TO_YCBCR, libjpeg
 
 from naive import dct_ref, idct_ref
 
@@ -68,7 +68,7 @@ def test_read_matches_pillow_decode(pillow_file):
         ref = np.asarray(Image.open(io.BytesIO(data)))
         ref = ref[None] if ref.ndim == 2 else ref.transpose(2, 0, 1)
         assert np.abs(ours - ref).max() <= 2
-    else:  # libjpeg without its triangular "fancy" upsampling: the box upsampling of DESIGN.md
+    else:  # libjpeg without its triangular "fancy" upsampling: the box upsampling of docs/design.md §2
         jpeglib = pytest.importorskip("jpeglib")
         path = f"/tmp/dctnet-test-{os.getpid()}.jpg"
         try:
@@ -82,7 +82,7 @@ def test_read_matches_pillow_decode(pillow_file):
 
 
 def test_to_dct_invariant(pillow_file):
-    """DESIGN.md §2: to_dct(float_decode(img)) == img.to_dct(), for every colour form."""
+    """docs/design.md §2: to_dct(float_decode(img)) == img.to_dct(), for every colour form."""
     img = read_jpeg(pillow_file[1])
     for color in ("rgb", "ycbcr", "gray"):
         x = img.to_dct(color, np.float64)
@@ -316,12 +316,12 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch, rng):
     old = pillow_jpeg(smooth_image(rng, 16, 16))
     path.write_bytes(old)
 
-    def boom(self, target):
+    def boom(target, image):
         with open(target, "wb") as f:
             f.write(b"\xff\xd8 half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(JpegImage, "_write", boom)
+    monkeypatch.setattr(libjpeg, "write", boom)
     with pytest.raises(KeyboardInterrupt):
         write_jpeg(path, read_jpeg(old))
     assert path.read_bytes() == old and os.listdir(tmp_path) == ["keep.jpg"]
@@ -420,3 +420,30 @@ def test_cifar10_zip_files_read(data_dir):
             img = read_jpeg(z.read(name))
             assert [c.shape for c in img.coefficients] == [(4, 4, 64), (2, 2, 64), (2, 2, 64)]
             np.testing.assert_array_equal(img.qtables[0], dctnet.quant_table(75, "luma"))
+
+
+# ----------------------------------------------------------------------------- the package's layout
+
+
+def test_reader_modules_import_downwards_only():
+    """dctnet.jpeg: each module imports only modules below it (no circles, also none inside functions),
+    no private name of another module, and nothing of dctnet above the plain-array layer."""
+    import ast
+    from pathlib import Path
+
+    layers = ["errors", "markers", "libjpeg", "picture", "huffman", "files", "__init__"]
+    allowed_outside = {"transform", "backend", "kernels"}
+    root = Path(dctnet.jpeg.__file__).parent
+    assert sorted(p.stem for p in root.glob("*.py")) == sorted(layers)
+    for module in layers:
+        for node in ast.walk(ast.parse((root / f"{module}.py").read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            if node.level == 2:  # from ..x import y: the rest of dctnet
+                assert node.module.split(".")[0] in allowed_outside, (module, node.module)
+                targets = [node.module]
+            else:  # from .x import y, or from . import x
+                targets = [node.module] if node.module else [alias.name for alias in node.names]
+                for target in targets:
+                    assert layers.index(target) < layers.index(module), f"{module} imports {target}"
+            assert not [a.name for a in node.names if a.name.startswith("_")], (module, node.module)

@@ -40,16 +40,16 @@ PACKAGE = "dctnet"
 # docs/design.md §1, bottom to top. A module may import modules of its own layer
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
-    ("plain arrays", ("dctnet.backend", "dctnet.transform", "dctnet.jpeg", "dctnet.baseline",
-                      "dctnet.kernels", "dctnet.qtables")),
+    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.transform",
+                      "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
     ("conversion", ("dctnet.conversion", "dctnet.jpeg_batches")),
-    ("files", ("dctnet.io",)),
+    ("files", ("dctnet.atomic", "dctnet.io")),
     ("data", ("dctnet.datasets",)),
     ("distributed", ("dctnet.distributed",)),
-    ("training", ("dctnet.training",)),
+    ("training", ("dctnet.training", "dctnet.plots")),
 )
 PLAIN_ARRAYS = "plain arrays"
 NO_MPI = ("dctnet.datasets", "dctnet.conversion")  # they take a communicator, never import one

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import jpeg
-from ..baseline import read_stacked  # the batched reader: the one place this package imports it
+from ..jpeg import read_stacked  # the batched reader: the one place this package imports it
 from ..progressbar import progress_bar
 
 __all__ = ["FORMS", "JpegCoefficients", "stack", "pixel_decoder", "BATCH_FILES", "BATCH_BYTES"]

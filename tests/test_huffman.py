@@ -1,7 +1,8 @@
-"""dctnet.baseline: the Numba baseline-JPEG reader must equal jpeglib's coefficients and tables exactly."""
+"""dctnet.jpeg.huffman: the Numba JPEG decoder must equal jpeglib's coefficients and tables exactly."""
 
 import io
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 import dctnet
 from dctnet import JpegError, JpegImage, write_jpeg
-from dctnet.baseline import _STANDARD_DHT, read_baseline, read_jpegs, read_stacked
+from dctnet import read_jpegs, read_stacked
+from dctnet.jpeg import huffman, markers
+from dctnet.jpeg.picture import block_grids
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -77,7 +80,7 @@ def clean_reference(source):
 @pytest.mark.parametrize("quality", [10, 50, 100])
 def test_pillow_files(mode, size, quality):
     data = pillow(*size, mode, quality)
-    same(read_baseline(data), read_jpeg(data))
+    same(huffman.read(data), read_jpeg(data))
 
 
 @pytest.mark.parametrize("mode", ["gray", "4:2:0", "4:4:4"])
@@ -88,7 +91,7 @@ def test_optimized_tables_and_restarts(mode, kw):
         data = pillow(*size, mode, 80, **kw)
         if "restart_marker_blocks" in kw and size == SIZES[-1]:
             assert b"\xff\xd0" in data  # the option really wrote restart markers
-        same(read_baseline(data), read_jpeg(data))
+        same(huffman.read(data), read_jpeg(data))
 
 
 @pytest.mark.parametrize("sampling", [((2, 1), (1, 1), (1, 1)), ((1, 4), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1)),
@@ -121,7 +124,7 @@ def test_rgb_adobe_and_wide_coefficients(tmp_path):
     coefs[0][0, 0, 0], coefs[0][0, 1, 0], coefs[1][0, 0, 5] = 1023, -1023, -1023
     rgb = JpegImage(tuple(coefs), img.qtables, img.sampling, img.height, img.width, "rgb")
     path = write_jpeg(tmp_path / "rgb.jpg", rgb)
-    ours = read_baseline(path.read_bytes())
+    ours = huffman.read(path.read_bytes())
     assert ours.color_space == "rgb"
     same(ours, read_jpeg(path))
 
@@ -131,17 +134,17 @@ def test_motion_jpeg_frame_uses_standard_tables():
     defined"), so strict reading does too; strict=False decodes it with the Annex K tables, with a warning."""
     data = pillow(17, 33, "4:2:0", 75)
     segments = _segments(data)
-    # Pillow writes each Annex K table in its own DHT segment, in the order of _STANDARD_DHT
-    assert b"".join(s[4:] for s in segments if s[1] == 0xC4) == _STANDARD_DHT
+    # Pillow writes each Annex K table in its own DHT segment, in the order of huffman.STANDARD_DHT
+    assert b"".join(s[4:] for s in segments if s[1] == 0xC4) == huffman.STANDARD_DHT
     stripped = b"".join(s for s in segments if s[1] != 0xC4)
     with pytest.raises(JpegError, match="<bytes>: .*Huffman table"):
         read_jpeg(stripped)
     with pytest.raises(JpegError, match="<bytes>: .*defines no Huffman tables"):
-        read_baseline(stripped)
+        huffman.read(stripped)
     with pytest.raises(JpegError, match="defines no Huffman tables"):
         read_jpegs([stripped])
     with pytest.warns(dctnet.JpegWarning, match="<bytes>: no Huffman tables .*Annex K"):
-        same(read_baseline(stripped, strict=False), read_jpeg(data))
+        same(huffman.read(stripped, strict=False), read_jpeg(data))
 
 
 def test_scan_naming_a_component_twice_is_refused():
@@ -152,7 +155,7 @@ def test_scan_naming_a_component_twice_is_refused():
     assert data[sos + 5:sos + 11:2] == b"\x01\x02\x03"
     bad = data[:sos + 9] + b"\x02" + data[sos + 10:]
     with pytest.raises(JpegError, match="<bytes>: scan names component id 2 twice"):
-        read_baseline(bad)
+        huffman.read(bad)
     same(dctnet.read_jpeg(bad), read_jpeg(bad))  # auto: the Numba reader refuses, libjpeg reads
 
 
@@ -171,7 +174,7 @@ def _segments(data):
 
 def test_progressive_falls_back_to_jpeglib():
     data = pillow(17, 33, "4:2:0", 75, progressive=True)
-    assert read_baseline(data) is None
+    assert huffman.read(data) is None
     images = read_jpegs([data, pillow(7, 9, "gray", 50), data])
     same(images[0], read_jpeg(data))
     assert images[0].progressive and not images[1].progressive
@@ -193,7 +196,7 @@ def test_read_stacked_and_threads():
 def test_large_and_odd_sizes(size):
     for mode in ("4:2:0", "4:2:2") if size[0] == 700 else ("4:2:0", "gray"):
         data = pillow(*size, mode, 90)
-        same(read_baseline(data), read_jpeg(data))
+        same(huffman.read(data), read_jpeg(data))
 
 
 @pytest.mark.parametrize("quality", range(10, 101, 10))
@@ -204,7 +207,7 @@ def test_qualities_with_optimized_tables_and_restarts(quality):
         data = pillow(h, w, ["4:2:0", "4:4:4", "4:2:2"][quality // 10 % 3], quality, **kw)
         if "restart_marker_blocks" in kw:
             assert b"\xff\xdd\x00\x04" + bytes([0, kw["restart_marker_blocks"]]) in data  # the DRI asked for
-        same(read_baseline(data), read_jpeg(data))
+        same(huffman.read(data), read_jpeg(data))
 
 
 def test_sixteen_bit_quantization_tables(tmp_path):
@@ -217,7 +220,7 @@ def test_sixteen_bit_quantization_tables(tmp_path):
     path = write_jpeg(tmp_path / "q16.jpg", big)
     data = path.read_bytes()
     assert b"\xff\xc1" in data and data[data.index(b"\xff\xdb") + 4] >> 4 == 1  # SOF1, 16-bit DQT
-    ours, ref = read_baseline(data), read_jpeg(path)
+    ours, ref = huffman.read(data), read_jpeg(path)
     same(ours, ref)
     assert ours.qtables[0].max() == 1186
     for a, b in zip(ours.coefficients, img.coefficients):
@@ -231,8 +234,8 @@ def test_sixteen_bit_quantization_tables(tmp_path):
         tables += bytes([0x10 | seg[pos] & 15]) + np.frombuffer(seg, np.uint8, 64, pos + 1).astype(">u2").tobytes()
         pos += 65
     patched = data[:at + 2] + (len(tables) + 2).to_bytes(2, "big") + tables + data[at + 2 + length:]
-    same(read_baseline(patched), read_jpeg(patched))
-    same(read_baseline(patched), read_baseline(data))
+    same(huffman.read(patched), read_jpeg(patched))
+    same(huffman.read(patched), huffman.read(data))
 
 
 # ----------------------------------------------------------------------------- four components
@@ -257,7 +260,7 @@ def test_cmyk_and_ycck_read_every_component(size, transform, space):
     data = cmyk_file(*size, transform=transform, seed=size[0])
     ref = read_jpeg(data)
     assert ref.color_space == space and len(ref.coefficients) == 4
-    for img in (read_baseline(data), read_jpegs([data, data])[1], dctnet.read_jpeg(data)):
+    for img in (huffman.read(data), read_jpegs([data, data])[1], dctnet.read_jpeg(data)):
         same(img, ref)
     coefs, qt = read_stacked([data, data])
     assert len(coefs) == 4 and qt.shape == (2, 4, 64)
@@ -270,10 +273,10 @@ def test_cmyk_with_restarts_and_unknown_transform():
     for kw in ({"restart_marker_blocks": 1}, {"restart_marker_blocks": 7, "optimize": True}):
         data = cmyk_file(40, 70, 60, **kw)
         assert b"\xff\xd1" in data
-        same(read_baseline(data), read_jpeg(data))
+        same(huffman.read(data), read_jpeg(data))
     bad = cmyk_file(16, 16, transform=1)  # libjpeg warns (and assumes YCCK): refused when strict
     with pytest.raises(JpegError, match="transform 1"):
-        read_baseline(bad, "bad.jpg")
+        huffman.read(bad, "bad.jpg")
     with pytest.raises(JpegError):
         read_jpeg(bad)
     with warnings.catch_warnings():
@@ -284,12 +287,10 @@ def test_cmyk_with_restarts_and_unknown_transform():
 @pytest.mark.skipif(not os.environ.get("DCTNET_DATA"), reason="set DCTNET_DATA to the shared data folder")
 def test_corpus_cmyk_and_ycck_files():
     """Every CMYK/YCCK file of the corpus that jpeglib reads cleanly reads identically here, four components."""
-    from dctnet.jpeg import _frame_header
-
     seen = {}
     for path in _corpus():
         data = path.read_bytes()
-        frame = _frame_header(data)
+        frame = markers.walk(data).frame()
         if frame is None or frame[4] != 4:
             continue
         ref = clean_reference(path)
@@ -298,7 +299,7 @@ def test_corpus_cmyk_and_ycck_files():
         assert len(ref.coefficients) == 4
         same(read_jpegs([path])[0], ref)
         if not ref.progressive:
-            same(read_baseline(data), ref)
+            same(huffman.read(data), ref)
         seen[path.name] = ref.color_space
     assert seen.get("ycck.jpg") == "ycck" and seen.get("mozilla_jpg-cmyk-1.jpg") == "cmyk", seen
     assert len(seen) >= 3, seen
@@ -394,7 +395,7 @@ def test_motion_jpeg_frame_with_extraneous_bytes_reads_leniently():
     with pytest.raises(JpegError, match="mjpeg.jpg"):
         dctnet.read_jpeg(path)
     with pytest.raises(JpegError, match="mjpeg.jpg: .*defines no Huffman tables"):
-        read_baseline(path.read_bytes(), "mjpeg.jpg")
+        huffman.read(path.read_bytes(), "mjpeg.jpg")
     for decoder in ("auto", "numba"):
         with pytest.warns(dctnet.JpegWarning, match="mjpeg.jpg: .*skipped .* extraneous bytes"):
             img = dctnet.read_jpeg(path, strict=False, decoder=decoder)
@@ -438,13 +439,13 @@ def test_lenient_mode_resynchronizes_like_libjpeg():
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                ours = read_baseline(data, "damaged.jpg", strict=False)
+                ours = huffman.read(data, "damaged.jpg", strict=False)
         except JpegError as exc:
             assert "damaged.jpg" in str(exc)
             continue
         assert [str(w.message).startswith("damaged.jpg: corrupt JPEG data") for w in caught] == [True]
         with pytest.raises(JpegError, match="damaged.jpg"):
-            read_baseline(data, "damaged.jpg")
+            huffman.read(data, "damaged.jpg")
         assert ref is not None
         same(ours, ref)
         agree += 1
@@ -486,7 +487,7 @@ def test_fuzzed_files_read_identically_or_raise():
     for data in _fuzz_cases():
         ref = clean_reference(data)
         try:
-            ours = read_baseline(data, "fuzz.jpg")
+            ours = huffman.read(data, "fuzz.jpg")
         except JpegError as exc:
             assert "fuzz.jpg" in str(exc)
             if ref is not None and "past the 64th coefficient" not in str(exc):
@@ -525,7 +526,7 @@ def test_hostile_headers():
     }
     for what, bad in cases.items():
         with pytest.raises(JpegError, match=f"hostile.jpg: .*{what}"):
-            read_baseline(bad, "hostile.jpg")
+            huffman.read(bad, "hostile.jpg")
 
 
 def test_hostile_scans():
@@ -541,7 +542,7 @@ def test_hostile_scans():
     }
     for what, bad in cases.items():
         with pytest.raises(JpegError, match=f"hostile.jpg: .*{what}"):
-            read_baseline(bad, "hostile.jpg")
+            huffman.read(bad, "hostile.jpg")
 
 
 def test_read_jpeg_prefers_the_numba_decoder_and_falls_back_to_libjpeg():
@@ -628,16 +629,12 @@ def test_hostile_headers_shared_by_many_files():
 ])
 def test_dct_picture_of_a_stack_equals_each_image(sampling, size):
     """dctnet.dct_picture on read_stacked output == JpegImage.to_dct of every file, in every colour form."""
-    from dctnet.jpeg import _blocks
-
     h, w = size
-    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
     rng = np.random.default_rng(3)
     space = "gray" if len(sampling) == 1 else "ycbcr"
     images = []
     for _ in range(3):
-        coefs = tuple(rng.integers(-30, 31, (_blocks(h, v, vmax), _blocks(w, hh, hmax), 64)).astype(np.int16)
-                      for v, hh in sampling)
+        coefs = tuple(rng.integers(-30, 31, (*grid, 64)).astype(np.int16) for grid in block_grids(h, w, sampling))
         qt = tuple(rng.integers(1, 40, 64).astype(np.int32) for _ in sampling)
         images.append(JpegImage(coefs, qt, sampling, h, w, space))
     coefs, qtables = read_stacked([img.to_bytes() for img in images])
@@ -645,3 +642,76 @@ def test_dct_picture_of_a_stack_equals_each_image(sampling, size):
         batch = dctnet.dct_picture(coefs, qtables.transpose(1, 0, 2), sampling, space, h, w, color, np.float64)
         expected = np.stack([img.to_dct(color, np.float64) for img in images])
         np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- the marker walk
+
+def _python_walk(data):
+    """An independent walk: ``(marker, payload start, payload end, data end)`` per segment, as the standard lays them out."""
+    out, pos = [], 2
+    while True:
+        while data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return out
+        if 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        stop = end
+        if marker == 0xDA:  # entropy-coded data: up to the next FF that is neither FF 00 nor RSTn
+            while not (data[stop] == 0xFF and data[stop + 1] not in (0x00, *range(0xD0, 0xD8), 0xFF)):
+                stop += 1
+            while data[stop - 1] == 0xFF:  # fill bytes before the marker are not data
+                stop -= 1
+        out.append([marker, pos + 4, end, stop])
+        pos = stop
+
+
+@pytest.mark.parametrize("kw", [{}, {"progressive": True}, {"restart_marker_blocks": 1}, {"optimize": True}])
+def test_marker_walk_matches_a_plain_walk(kw):
+    data = pillow(33, 47, "4:2:0", 75, **kw)
+    padded = data[:2] + b"\xff\xff" + data[2:-2] + b"\xff\xff\xd9"  # fill bytes before a marker and before EOI
+    comments = data[:2] + b"\xff\xfe\x00\x03x" * 40 + data[2:]  # more segments than walk's first try holds
+    for d, progressive in ((data, "progressive" in kw), (padded, "progressive" in kw), (comments, "progressive" in kw),
+                           (cmyk_file(17, 33), False)):
+        m = markers.walk(d)
+        assert m.complete and m.fault() is None and m.segments == _python_walk(d)
+        scans = [i for i, s in enumerate(m.segments) if s[0] == 0xDA]
+        assert m.first_scan == scans[0] and (len(scans) > 1) == progressive
+    many = [data, padded, pillow(9, 7, "gray", 50), b"", data[:100]]
+    offsets = np.cumsum([0] + [len(d) for d in many])
+    results = markers.walk_many(np.frombuffer(b"".join(many), np.uint8), offsets)
+    for d, row in zip(many, results):
+        m = markers.walk(d)
+        scan = m.segments[m.first_scan][2:] if m.first_scan >= 0 else [-1, -1]
+        assert row.tolist() == [m.status, m.where, len(m.segments), m.first_scan, *scan]
+
+
+def test_marker_walk_faults_are_named():
+    data = pillow(17, 33, "4:2:0", 75)
+    app0 = data[:4 + int.from_bytes(data[4:6], "big")]  # SOI and the JFIF segment
+    sof = _find_segment(data, 0xC0)
+    cases = {
+        b"": "empty file",
+        b"GIF89a": "not a JPEG file .* found 47 49",
+        app0: "ends before its EOI marker",  # cut right after a segment
+        app0 + b"\x12": "found byte 12 at offset 20 where a marker",
+        app0 + b"\xff\x00": "stray byte pair FF 00 at offset 20",
+        app0 + b"\xff\xd8": "a second SOI",
+        app0 + b"\xff\xdb\x00": "ends inside a marker segment",
+        app0 + b"\xff\xdb\x00\x01": "marker FF DB at offset 20 has a bad length 1",
+        data[:-2]: "ends inside the entropy-coded data",
+    }
+    for d, message in cases.items():
+        m = markers.walk(d)
+        assert not m.complete and m.fault() is not None
+        assert re.search(message, m.fault()), (message, m.fault())
+        with pytest.raises(JpegError, match=f"cut.jpg: .*{message}"):
+            huffman.read(d, "cut.jpg")
+    # the frame header of a file cut inside it still names an unsupported kind before any decoding
+    twelve = _patch(data, sof + 4, b"\x0c")[:sof + 12]
+    assert markers.walk(twelve).frame() == (0xC0, 12, 17, 33, 3)
+    with pytest.raises(JpegError, match="12-bit"):
+        dctnet.read_jpeg(twelve)
