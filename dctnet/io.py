@@ -153,9 +153,10 @@ def _read(path, device, with_optimizer):
         raise ValueError(f"{unreadable}: {exc}") from None
     # Everything below works on plain JSON and arrays, with the file closed.
     from . import nn, optim  # lazily: nn imports much of dctnet
+    from .conversion import set_evaluation  # the evaluation convert chooses (docs/design.md §4)
 
     try:
-        model = nn.from_config(saved["architecture"])
+        model = set_evaluation(nn.from_config(saved["architecture"]), "auto")
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: cannot rebuild the architecture: {exc}") from None
     state = saved["state"]

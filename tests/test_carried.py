@@ -196,3 +196,10 @@ def test_carried_layers_return_carried(rng):
         spatial = conv(out)  # a carried input to a coefficient evaluation
     assert spatial.shape == (1, 2, 1, 1, 64) and isinstance(spatial, Tensor)
     np.testing.assert_allclose(spatial.data, conv(out.to_dct()).data, atol=1e-5)
+
+
+def test_a_loaded_model_evaluates_as_convert_chose(tmp_path):
+    jnet = dctnet.convert(classifier_net(3))
+    dctnet.save(jnet, tmp_path / "j.h5")
+    loaded = dctnet.load(tmp_path / "j.h5")
+    assert {m.evaluation for m in loaded.modules() if isinstance(m, nn.EvaluatedLayer)} == {"carried"}
