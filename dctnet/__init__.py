@@ -30,5 +30,6 @@ from .conversion import convert, model_domain, set_evaluation
 from .jpeg_batches import JpegBatches, jpeg_pixels, predict_jpegs
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
+from .weights import load_safetensors, save_safetensors
 
 from .version import __version__

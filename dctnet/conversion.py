@@ -28,6 +28,8 @@ True
 
 from __future__ import annotations
 
+import numbers
+
 from . import nn
 
 __all__ = ["convert", "model_domain", "set_evaluation"]
@@ -49,10 +51,11 @@ def convert(model, relu_frequencies=15, relu="asm", evaluation="auto"):
     """
     if relu not in RELUS:
         raise ValueError(f"relu must be one of {RELUS}, found {relu!r}")
-    if not (isinstance(relu_frequencies, int) and 1 <= relu_frequencies <= 15):
+    integer = isinstance(relu_frequencies, numbers.Integral) and not isinstance(relu_frequencies, bool)
+    if not (integer and 1 <= relu_frequencies <= 15):  # NumPy integers count, as in asm_relu
         raise ValueError(f"relu_frequencies must be an integer 1..15, found {relu_frequencies!r}")
     _check_evaluation(evaluation)
-    return set_evaluation(_convert(model, relu_frequencies, relu, "model"), evaluation)
+    return set_evaluation(_convert(model, int(relu_frequencies), relu, "model"), evaluation)
 
 
 def set_evaluation(model, evaluation):

@@ -41,12 +41,13 @@ PACKAGE = "dctnet"
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
     ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.transform",
-                      "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
+                      "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment",
+                      "dctnet.resize")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
     ("conversion", ("dctnet.conversion", "dctnet.jpeg_batches")),
-    ("files", ("dctnet.atomic", "dctnet.io")),
+    ("files", ("dctnet.atomic", "dctnet.io", "dctnet.weights")),
     ("data", ("dctnet.datasets",)),
     ("distributed", ("dctnet.distributed",)),
     ("training", ("dctnet.training", "dctnet.plots")),
