@@ -203,3 +203,15 @@ def test_a_loaded_model_evaluates_as_convert_chose(tmp_path):
     dctnet.save(jnet, tmp_path / "j.h5")
     loaded = dctnet.load(tmp_path / "j.h5")
     assert {m.evaluation for m in loaded.modules() if isinstance(m, nn.EvaluatedLayer)} == {"carried"}
+
+
+@pytest.mark.parametrize("evaluation", EVALUATIONS)
+def test_max_pool_in_every_evaluation(evaluation):
+    """A stride-2 max-pool between conv and ReLU: carried, spatial and dense against the pixel net, both passes."""
+    nn.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(3, 2, 1), nn.ReLU()).astype(np.float64)
+    rng = np.random.default_rng(3)
+    x = dctnet.to_dct(rng.normal(size=(2, 1, 32, 16)))
+    weights = rng.normal(size=(2, 2, 2, 1, 64))
+    want = run_reference(net, x, weights, False)
+    compare(run(dctnet.convert(net, evaluation=evaluation), x, weights, False), want, 1e-9, 1e-10)
