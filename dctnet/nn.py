@@ -551,9 +551,13 @@ def _empty_like_output(layer, x):
     The convolution kernels split the batch into chunks and cannot take an
     empty one, so the output shape comes from one zero image.
     """
-    x = as_tensor(x)
+    carried = isinstance(x, F.CarriedDCT)  # the carried evaluation: pixels stand for the coefficients
+    data = x.pixels.data if carried else as_tensor(x).data
+    zeros = get_array_module(data).zeros((1,) + tuple(data.shape[1:]), data.dtype)
     with no_grad():
-        one = layer.forward(Tensor(x.xp.zeros((1,) + tuple(x.shape[1:]), x.dtype)))
+        one = layer.forward(F.CarriedDCT(zeros) if carried else Tensor(zeros))
+    if isinstance(one, F.CarriedDCT):
+        return F.CarriedDCT(Tensor(one.pixels.data[:0]))
     return Tensor(one.data[:0])
 
 

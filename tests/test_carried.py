@@ -215,3 +215,9 @@ def test_max_pool_in_every_evaluation(evaluation):
     weights = rng.normal(size=(2, 2, 2, 1, 64))
     want = run_reference(net, x, weights, False)
     compare(run(dctnet.convert(net, evaluation=evaluation), x, weights, False), want, 1e-9, 1e-10)
+
+
+def test_an_empty_batch_in_the_carried_evaluation():
+    jnet = dctnet.convert(classifier_net(1), evaluation="carried").eval()
+    with dctnet.no_grad():
+        assert jnet(np.zeros((0, 1, 2, 2, 64), np.float32)).shape == (0, 3)
