@@ -241,10 +241,11 @@ def _verify(checksums, digests, path, prefix=""):
 def _build(architecture, path):
     """The module of ``architecture`` with placeholder weights (``nn.deferred_init``)."""
     from . import nn  # lazily: nn imports much of dctnet
+    from .conversion import set_evaluation  # the evaluation convert chooses (docs/design.md §4)
 
     try:
         with nn.deferred_init():
-            return nn.from_config(architecture)
+            return set_evaluation(nn.from_config(architecture), "auto")
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: cannot rebuild the architecture: {exc}") from None
     except RecursionError:

@@ -43,12 +43,15 @@ __all__ = [
     "Conv2d", "BatchNorm2d", "ReLU", "Linear", "Sequential", "Identity", "Flatten",
     "GlobalAvgPool", "AvgPool2d", "MaxPool2d", "Normalize", "ResidualBlock",
     "DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTGlobalAvgPool", "DCTMaxPool2d", "DCTNormalize",
+    "EVALUATIONS", "EvaluatedLayer",
 ]
 
 MODULES: dict[str, type] = {}  # the type names stored in model files -> classes (see register_module)
 _NAMES: dict[type, str] = {}  # class -> the name its config() stores
 DOMAINS = ("pixel", "jpeg", "any")  # the values of Module.input_domain
 MAX_DEPTH = 100  # nesting of sub-modules that from_config rebuilds; deeper configs are refused
+# How JPEG-domain layers evaluate (docs/design.md §4): all exact, they differ in speed only.
+EVALUATIONS = ("auto", "carried", "spatial", "dense")
 _rng = np.random.default_rng()
 _deferred = contextvars.ContextVar("dctnet.nn.deferred", default=False)
 
@@ -548,9 +551,13 @@ def _empty_like_output(layer, x):
     The convolution kernels split the batch into chunks and cannot take an
     empty one, so the output shape comes from one zero image.
     """
-    x = as_tensor(x)
+    carried = isinstance(x, F.CarriedDCT)  # the carried evaluation: pixels stand for the coefficients
+    data = x.pixels.data if carried else as_tensor(x).data
+    zeros = get_array_module(data).zeros((1,) + tuple(data.shape[1:]), data.dtype)
     with no_grad():
-        one = layer.forward(Tensor(x.xp.zeros((1,) + tuple(x.shape[1:]), x.dtype)))
+        one = layer.forward(F.CarriedDCT(zeros) if carried else Tensor(zeros))
+    if isinstance(one, F.CarriedDCT):
+        return F.CarriedDCT(Tensor(one.pixels.data[:0]))
     return Tensor(one.data[:0])
 
 
@@ -802,13 +809,39 @@ class ResidualBlock(Module):
 # ----------------------------------------------------------------------------- JPEG domain
 
 
-class DCTConv2d(Conv2d):
+class EvaluatedLayer:
+    """Mixin of the built-in JPEG-domain layers: how the layer computes (docs/design.md §4).
+
+    ``evaluation`` (a plain attribute, not part of ``config``) is one of
+    :data:`EVALUATIONS`: ``"carried"`` takes coefficients or a
+    :class:`~dctnet.functional.CarriedDCT` and returns a CarriedDCT (the signal
+    held as its pixels; ``.to_dct()`` gives the coefficients); ``"spatial"``
+    and ``"dense"`` take either and return coefficients (the conv by
+    IDCT-conv-DCT or by the paper's exploded map); ``"auto"``, a layer's
+    default, returns coefficients by the fastest measured conv method.
+    :func:`dctnet.convert` and :func:`dctnet.set_evaluation` set it on every
+    layer of a model, "carried" where that is safe.
+    """
+
+    evaluation = "auto"
+
+    def _resolved(self):
+        return F.dct_conv.DEFAULT_METHOD if self.evaluation == "auto" else self.evaluation
+
+    def _signal(self, x):
+        """``x`` in the form this layer's evaluation computes on."""
+        return F.carry(x) if self._resolved() == "carried" else F.as_coefficients(x)
+
+
+class DCTConv2d(EvaluatedLayer, Conv2d):
     """:class:`Conv2d` on DCT coefficients (N, Cin, BH, BW, 64), exactly.
 
-    ``weight`` is the spatial kernel; ``method`` picks the evaluation
-    (see :func:`dctnet.functional.dct_conv2d`). In eval mode the dense
-    method's exploded map is cached (while no gradient is recorded) until the
-    kernel changes.
+    ``weight`` is the spatial kernel. The layer's ``evaluation`` (see
+    :func:`dctnet.set_evaluation`) picks how it computes; ``method`` ("spatial"
+    or "dense", see :func:`dctnet.functional.dct_conv2d`), when not "auto",
+    fixes the coefficient evaluation of this layer while its ``evaluation`` is
+    "auto". In eval mode the dense method's exploded map is cached (while no
+    gradient is recorded) until the kernel changes.
     """
 
     input_domain = "jpeg"
@@ -821,29 +854,39 @@ class DCTConv2d(Conv2d):
         self.method = method
         self._cache = None  # (copy of the kernel, its exploded map)
 
+    def _resolved(self):
+        if self.evaluation == "auto" and self.method != "auto":
+            return self.method
+        return super()._resolved()
+
     def forward(self, x):
         if _is_empty(x):
             return _empty_like_output(self, x)
         exploded = None
-        dense = self.method == "dense" or (self.method == "auto" and F.dct_conv.DEFAULT_METHOD == "dense")
-        if dense and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
+        evaluation = self._resolved()
+        x = self._signal(x)
+        if evaluation == "dense" and not self.training and not (is_grad_enabled() and self.weight.requires_grad):
             kernel = self.weight.data
             if self._cache is None or self._cache[0].shape != kernel.shape or not (self._cache[0] == kernel).all():
                 with no_grad():
                     self._cache = (kernel.copy(), F.explode_kernel(kernel, self.stride, self.padding))
             exploded = self._cache[1]
-        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.method, exploded)
+        method = evaluation if evaluation in ("spatial", "dense") else "auto"
+        return F.dct_conv2d(x, self.weight, self.bias, self.stride, self.padding, method, exploded)
 
 
-class DCTBatchNorm(BatchNorm2d):
+class DCTBatchNorm(EvaluatedLayer, BatchNorm2d):
     """:class:`BatchNorm2d` on DCT coefficients, exactly equal to it on the pixels."""
 
     input_domain = "jpeg"
     input_ndim = 5
     _function = staticmethod(F.dct_batch_norm)
 
+    def forward(self, x):
+        return super().forward(self._signal(x))
 
-class ASMReLU(Module):
+
+class ASMReLU(EvaluatedLayer, Module):
     """ReLU on DCT coefficients by spatial masking from ``frequencies`` (1..15).
 
     ``method="asm"`` (the paper's ASM; exact at 15) or ``"apx"`` (the paper's comparison:
@@ -861,36 +904,36 @@ class ASMReLU(Module):
         self.frequencies, self.method = int(frequencies), method
 
     def forward(self, x):
-        return F.dct_relu(as_tensor(x), self.frequencies, self.method)
+        return F.dct_relu(self._signal(x), self.frequencies, self.method)
 
 
-class DCTGlobalAvgPool(Module):
+class DCTGlobalAvgPool(EvaluatedLayer, Module):
     """(N, C, BH, BW, 64) -> (N, C): the mean of the DC coefficients over 8."""
 
     input_domain = "jpeg"
     input_ndim = 5
 
     def forward(self, x):
-        return F.dct_global_avg_pool(x)
+        return F.dct_global_avg_pool(self._signal(x))
 
 
-class DCTMaxPool2d(MaxPool2d):
+class DCTMaxPool2d(EvaluatedLayer, MaxPool2d):
     """:class:`MaxPool2d` on DCT coefficients, exactly: IDCT, max-pool, DCT (:func:`~dctnet.functional.dct_max_pool2d`)."""
 
     input_domain = "jpeg"
 
     def forward(self, x):
-        return F.dct_max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.dct_max_pool2d(self._signal(x), self.kernel_size, self.stride, self.padding)
 
 
-class DCTNormalize(Normalize):
+class DCTNormalize(EvaluatedLayer, Normalize):
     """:class:`Normalize` applied to DCT coefficients (only the DC moves)."""
 
     input_domain = "jpeg"
     input_ndim = 5
 
     def forward(self, x):
-        return F.dct_normalize(as_tensor(x), self.mean, self.std)
+        return F.dct_normalize(self._signal(x), self.mean, self.std)
 
 
 def __getattr__(name):

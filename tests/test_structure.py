@@ -46,7 +46,7 @@ LAYERS = (
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl")),
-    ("conversion", ("dctnet.conversion",)),
+    ("conversion", ("dctnet.conversion", "dctnet.jpeg_batches")),
     ("files", ("dctnet.atomic", "dctnet.io", "dctnet.weights")),
     ("data", ("dctnet.datasets",)),
     ("distributed", ("dctnet.distributed",)),

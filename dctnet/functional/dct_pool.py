@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..autograd import as_tensor
 from ._utils import pair
-from .dct_conv import block_dct, block_idct
-from .pooling import max_pool2d
+from .block_dct import block_dct, block_idct
+from .carried import CarriedDCT
+from .pooling import global_avg_pool, max_pool2d
 
 __all__ = ["dct_global_avg_pool", "dct_max_pool2d"]
 
@@ -14,13 +15,16 @@ def dct_global_avg_pool(x):
     """Global average pooling of DCT-domain ``x`` (N, C, BH, BW, 64) -> (N, C).
 
     The mean of a block's pixels is its DC coefficient over 8, so the global
-    mean is the mean of the DC coefficients over 8 (differentiable).
+    mean is the mean of the DC coefficients over 8 (differentiable); of a
+    :class:`~dctnet.functional.CarriedDCT`, the mean of its pixels.
 
     >>> import numpy as np, dctnet
     >>> x = np.random.default_rng(0).normal(size=(2, 3, 16, 8))
     >>> np.allclose(dct_global_avg_pool(dctnet.to_dct(x)).data, x.mean(axis=(2, 3)))
     True
     """
+    if isinstance(x, CarriedDCT):
+        return global_avg_pool(x.pixels)
     x = as_tensor(x)
     if x.ndim != 5 or x.shape[-1] != 64:
         raise ValueError(f"dct_global_avg_pool expects (N, C, BH, BW, 64), found shape {x.shape}")
@@ -32,6 +36,7 @@ def dct_max_pool2d(x, kernel_size, stride=None, padding=0):
 
     A maximum is not linear, so it is evaluated in the pixels: IDCT, max-pool,
     DCT (each exact, differentiable). The pooled map must be whole 8x8 blocks.
+    A :class:`~dctnet.functional.CarriedDCT` is pooled as its pixels and stays carried.
 
     >>> import numpy as np, dctnet
     >>> x = np.random.default_rng(0).normal(size=(1, 2, 32, 32))
@@ -39,8 +44,9 @@ def dct_max_pool2d(x, kernel_size, stride=None, padding=0):
     >>> np.allclose(dctnet.from_dct(y), max_pool2d(x, 3, 2, 1).data)
     True
     """
-    x = as_tensor(x)
-    if x.ndim != 5 or x.shape[-1] != 64:
+    carried = isinstance(x, CarriedDCT)
+    x = x if carried else as_tensor(x)
+    if len(x.shape) != 5 or x.shape[-1] != 64:
         raise ValueError(f"dct_max_pool2d expects (N, C, BH, BW, 64), found shape {x.shape}")
     kernel = pair(kernel_size, "kernel_size")
     stride, padding = (kernel if stride is None else pair(stride, "stride")), pair(padding, "padding")
@@ -49,4 +55,6 @@ def dct_max_pool2d(x, kernel_size, stride=None, padding=0):
         if out % 8:
             raise ValueError(f"dct_max_pool2d: the pooled map along {axis} is {out} pixels (input {8 * n}, "
                              f"kernel {k}, stride {s}, padding {p}), not a whole number of 8x8 blocks")
+    if carried:
+        return CarriedDCT(max_pool2d(x.pixels, kernel, stride, padding))
     return block_dct(max_pool2d(block_idct(x), kernel, stride, padding))
