@@ -1,126 +1,202 @@
-"""The JPEG-domain paper_resnet next to the pixel-domain one: network alone, and end to end from JPEG files.
+"""The JPEG-domain paper_resnet against the pixel one, per evaluation; and JPEG bytes to logits against PyTorch.
 
-    python benchmarks/bench_jpeg_domain.py [--repeat 3] [--files 512]
+    python benchmarks/bench_jpeg_domain.py [--rounds 3] [--files 2048] [--repeat 2]
 
-1. Network only, on 3x32x32 images: inference (batch 40 and 128) and an SGD
-   training step (batch 40) for the pixel network and its JPEG-domain
-   conversion with exact ReLU (n = 15) and with ASM on n = 6 frequencies.
-2. End to end from CIFAR-10 JPEG bytes ($DCTNET_DATA/cifar10-jpeg.zip, else the
-   package sample), batch 128: ``read_stacked`` + ``dct_picture`` + JPEG-domain network
-   vs Pillow's full decode + pixel network (+ PyTorch network when installed).
-Everything is measured in this one run; ratios are relative to the pixel network.
+1. Network only, on 3x32x32 inputs: inference at batch 40 and 128 and an SGD
+   training step at batch 40, for the pixel network and its JPEG-domain
+   conversion in each evaluation (carried, spatial, dense; exact n = 15 and
+   ASM at n = 6), as ratios to the pixel network in the same engine.
+2. End to end: CIFAR-10 test JPEGs held in memory as bytes -> logits, batch 128:
+   ``dctnet.predict_jpegs`` (read_stacked, the folded input map, the
+   JPEG-domain network; with and without reading ahead in a thread) against
+   simplejpeg decode + the same network in PyTorch (CPU) and Pillow decode +
+   PyTorch. Exactness: the logits against the dctnet pixel model on the float
+   decode (max |difference| / max |logit|).
+
+Every measurement runs in a fresh process of its own (two frameworks' thread
+pools in one process slow each other), the rounds alternate the order, and each
+row is the median over the rounds (within a process: the best of --repeat
+after a warm-up for network rows, one full pass for end-to-end rows).
 """
 
 import argparse
 import io
+import json
 import os
+import statistics
+import subprocess
+import sys
+import time
 
 import numpy as np
 from common import best_seconds, cifar10_jpegs
 
-import dctnet
-from dctnet import functional as F, optim
-from dctnet.models import paper_resnet
-
 MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
+NETS = [("pixel", None, 15), ("carried n=15", "carried", 15), ("carried n=6", "carried", 6),
+        ("spatial n=15", "spatial", 15), ("spatial n=6", "spatial", 6), ("dense n=15", "dense", 15)]
+END_TO_END = ["dctnet carried", "dctnet carried, no read-ahead", "dctnet spatial", "simplejpeg + PyTorch",
+              "Pillow + PyTorch"]
 
 
-def infer(model, x):
-    model.eval()
-    with dctnet.no_grad():
-        return model(dctnet.Tensor(x)).numpy()
+def pixel_model():
+    """The paper network with non-trivial batch-norm statistics, the same in every process."""
+    import dctnet
+    from dctnet import nn
+    from dctnet.models import paper_resnet
 
-
-def train_step(model, opt, x, y):
-    model.train()
-    loss = F.cross_entropy(model(dctnet.Tensor(x)), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--files", type=int, default=512)
-    args = parser.parse_args()
+    nn.manual_seed(0)
     rng = np.random.default_rng(0)
+    net = paper_resnet(3, 10, mean=MEAN, std=STD)
+    net.train()
+    with dctnet.no_grad():
+        for _ in range(3):
+            net(dctnet.Tensor(rng.uniform(0, 255, (64, 3, 32, 32)).astype(np.float32)))
+    return net.eval()
 
-    pixel = paper_resnet(3, 10, mean=MEAN, std=STD)
-    # Non-trivial batch-norm statistics, so the conversion is exercised as in use.
-    for _ in range(3):
-        train_step(pixel, optim.SGD(pixel.parameters(), lr=0.0), rng.uniform(0, 255, (64, 3, 32, 32)).astype(np.float32),
-                   rng.integers(0, 10, 64))
-    nets = {"pixel": pixel,
-            "JPEG n=15 (exact)": dctnet.convert(pixel, relu_frequencies=15),
-            "JPEG n=6 (ASM)": dctnet.convert(pixel, relu_frequencies=6)}
+
+def network_worker(repeat):
+    import dctnet
+    from dctnet import functional as F, optim
+
+    rng = np.random.default_rng(1)
+    pixel = pixel_model()
     x = rng.uniform(0, 255, (128, 3, 32, 32)).astype(np.float32)
     c = dctnet.to_dct(x)
-    err = np.abs(infer(nets["JPEG n=15 (exact)"], c) - infer(pixel, x)).max()
-    print(f"{os.cpu_count()} cores; best of {args.repeat}; |logits JPEG n=15 - pixel| max = {err:.1e}\n")
+    y = rng.integers(0, 10, 128)
+    rows = {}
+    for name, evaluation, n in NETS:
+        net = pixel if evaluation is None else dctnet.convert(pixel, relu_frequencies=n, evaluation=evaluation)
+        data = x if evaluation is None else c
 
-    print(f"{'network only':24s} {'batch':>5s} {'img/s':>9s} {'vs pixel':>9s}")
-    for what, batch in (("inference", 40), ("inference", 128), ("train step", 40)):
-        base = None
-        for name, net in nets.items():
-            data = x[:batch] if name == "pixel" else c[:batch]
-            y = rng.integers(0, 10, batch)
-            if what == "inference":
-                seconds = best_seconds(lambda: infer(net, data), args.repeat)
-            else:
-                opt = optim.SGD(net.parameters(), lr=1e-9)  # tiny steps: the shared weights barely move
-                seconds = best_seconds(lambda: train_step(net, opt, data, y), args.repeat)
-            rate = batch / seconds
-            base = base or rate
-            print(f"{what + ' ' + name:24.24s} {batch:5d} {rate:9,.0f} {rate / base:8.2f}x")
+        def infer(b):
+            net.eval()
+            with dctnet.no_grad():
+                return net(dctnet.Tensor(data[:b])).data
 
-    source, files = cifar10_jpegs(args.files)
-    print(f"\nend to end, {len(files)} JPEG files from {source}, batch 128")
-    jpeg_net, batches = nets["JPEG n=15 (exact)"], range(0, len(files), 128)
+        opt = optim.SGD(net.parameters(), lr=1e-9)  # tiny steps: the shared weights barely move
 
-    first = dctnet.read_jpeg(files[0])  # the geometry every CIFAR-10 file shares
+        def step():
+            net.train()
+            loss = F.cross_entropy(net(dctnet.Tensor(data[:40])), y[:40])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
-    def jpeg_pipeline():
-        for s in batches:  # one parallel decode and one DCT-domain colour/upsampling pass per batch
-            coefs, qtables = dctnet.read_stacked(files[s:s + 128])
-            infer(jpeg_net, dctnet.dct_picture(coefs, qtables.transpose(1, 0, 2), first.sampling,
-                                               first.color_space, first.height, first.width, "rgb"))
+        rows[f"inference {name} b40"] = 40 / best_seconds(lambda: infer(40), repeat)
+        rows[f"inference {name} b128"] = 128 / best_seconds(lambda: infer(128), repeat)
+        rows[f"train step {name} b40"] = 40 / best_seconds(step, repeat)
+    return rows
 
-    rows = [("read_stacked + dct_picture + JPEG net (n=15)", jpeg_pipeline)]
-    try:
+
+def end_to_end_worker(what, files):
+    if what.startswith("dctnet"):
+        import dctnet
+
+        pixel = pixel_model()
+        net = dctnet.convert(pixel, evaluation="spatial" if "spatial" in what else "carried")
+        prefetch = "no read-ahead" not in what
+
+        def run():
+            return dctnet.predict_jpegs(net, files, batch_size=128, prefetch=prefetch)
+
+        run_warm = lambda: dctnet.predict_jpegs(net, files[:256], batch_size=128, prefetch=prefetch)  # noqa: E731
+        run_warm()
+        t0 = time.perf_counter()
+        logits = run()
+        seconds = time.perf_counter() - t0
+        # exactness: the pixel model on the float decode (float64 IDCT of dct_picture), batch by batch
+        want = []
+        with dctnet.no_grad():
+            for s in range(0, len(files), 128):
+                batch = files[s:s + 128]
+                first = dctnet.read_jpeg(batch[0])
+                coefs, qt = dctnet.read_stacked(batch)
+                pic = dctnet.dct_picture(coefs, qt.transpose(1, 0, 2), first.sampling, first.color_space,
+                                         first.height, first.width, "rgb", np.float64)
+                want.append(pixel(dctnet.Tensor(dctnet.from_dct(pic).astype(np.float32))).data)
+        want = np.concatenate(want)
+        return {"rate": len(files) / seconds, "error": float(np.abs(logits - want).max() / np.abs(want).max())}
+    import torch
+    from bench_train import torch_model
+
+    net = torch_model(pixel_model()).eval()
+    if what.startswith("simplejpeg"):
+        import simplejpeg
+
+        def decode(b):
+            return simplejpeg.decode_jpeg(b, colorspace="RGB")
+    else:
         from PIL import Image
 
         def decode(b):
             with Image.open(io.BytesIO(b)) as im:
-                return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+                return np.asarray(im.convert("RGB"))
 
-        def pixel_pipeline():
-            for s in batches:
-                infer(pixel, np.stack([decode(b) for b in files[s:s + 128]]).astype(np.float32))
+    def run(part):
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(part), 128):
+                x = np.stack([decode(b) for b in part[s:s + 128]]).transpose(0, 3, 1, 2).astype(np.float32)
+                out.append(net(torch.from_numpy(x)).numpy())
+        return out
 
-        rows.insert(0, ("Pillow decode + pixel net", pixel_pipeline))
-        try:
-            import torch
+    run(files[:256])
+    t0 = time.perf_counter()
+    run(files)
+    return {"rate": len(files) / (time.perf_counter() - t0), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
-            from bench_train import torch_model
 
-            net = torch_model(pixel).eval()
+def spawn(args, worker):
+    cmd = [sys.executable, __file__, "--worker", worker, "--files", str(args.files), "--repeat", str(args.repeat)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    if done.returncode:
+        raise RuntimeError(f"worker {worker} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
-            def torch_pipeline():
-                with torch.no_grad():
-                    for s in batches:
-                        net(torch.from_numpy(np.stack([decode(b) for b in files[s:s + 128]]).astype(np.float32)))
 
-            rows.append(("Pillow decode + PyTorch net", torch_pipeline))
-        except ImportError:
-            print("torch not installed: no PyTorch pipeline")
-    except ImportError:
-        print("Pillow not installed: no pixel pipeline")
-    base = None
-    for name, fn in rows:
-        rate = len(files) / best_seconds(fn, args.repeat)
-        base = base or rate
-        print(f"{name:40s} {rate:9,.0f} img/s {rate / base:6.2f}x")
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--files", type=int, default=2048)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        if args.worker == "network":
+            print(json.dumps(network_worker(args.repeat)))
+        else:
+            print(json.dumps(end_to_end_worker(args.worker, cifar10_jpegs(args.files)[1])))
+        return
+    source, files = cifar10_jpegs(args.files)
+    print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.rounds} rounds, each measurement "
+          f"in its own process; {len(files)} JPEGs from {source}")
+    workers = ["network"] + END_TO_END
+    results = {w: [] for w in workers}
+    for r in range(args.rounds):
+        for w in workers[r % len(workers):] + workers[:r % len(workers)]:  # alternate the order
+            results[w].append(spawn(args, w))
+    net = {k: statistics.median(d[k] for d in results["network"]) for k in results["network"][0]}
+    print(f"\n{'network only (img/s, median)':34s} {'b40':>7s} {'vs px':>6s} {'b128':>7s} {'vs px':>6s} "
+          f"{'train b40':>9s} {'vs px':>6s}")
+    for name, _, _ in NETS:
+        cells = []
+        for key in (f"inference {name} b40", f"inference {name} b128", f"train step {name} b40"):
+            base = net[key.replace(name, "pixel")]
+            cells.append(f"{net[key]:7.0f} {net[key] / base:5.2f}x")
+        print(f"{name:34s} " + " ".join(cells))
+    e2e = {w: statistics.median(d["rate"] for d in results[w]) for w in END_TO_END}
+    print(f"\n{'end to end, bytes -> logits, b128':34s} {'img/s':>7s} {'vs simplejpeg+PT':>17s} "
+          f"{'vs Pillow+PT':>13s} {'rel. error':>11s}")
+    for w in END_TO_END:
+        err = results[w][0].get("error")
+        err = f"{max(d['error'] for d in results[w]):11.1e}" if err is not None else f"{'-':>11s}"
+        print(f"{w:34s} {e2e[w]:7.0f} {e2e[w] / e2e['simplejpeg + PyTorch']:16.2f}x "
+              f"{e2e[w] / e2e['Pillow + PyTorch']:12.2f}x {err}")
+    info = results["simplejpeg + PyTorch"][0]
+    print(f"\nPyTorch {info['torch']} ({info['threads']} threads); rounds per row: "
+          + ", ".join(f"{w}: " + "/".join(f"{d['rate']:.0f}" for d in results[w]) for w in END_TO_END)
+          + f"; load at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ from .jpeg import (JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, 
 from . import distributed, jpegdl, models, nn, optim, qtables
 from . import augment, training
 from .progressbar import progress
-from .conversion import convert, model_domain
+from .conversion import convert, model_domain, set_evaluation
+from .jpeg_batches import JpegBatches, jpeg_pixels, predict_jpegs
 from .jpegdl import JPEGLayer
 from .io import load, load_checkpoint, save
+from .weights import load_safetensors, save_safetensors
 
 from .version import __version__

@@ -10,6 +10,9 @@ Layers whose ``input_domain`` is ``"any"`` are copied with converted
 children: containers whose forward only composes their children
 (Sequential, ResidualBlock), and Linear, Identity and Flatten, which act after
 pooling. :func:`model_domain` tells which of the two inputs a model takes.
+:func:`set_evaluation` chooses how the JPEG-domain layers compute (all exact,
+docs/design.md §4): ``"carried"`` (chosen by ``"auto"`` wherever it is safe,
+the fastest measured), ``"spatial"`` or ``"dense"`` (the paper's exploded maps).
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models
@@ -25,14 +28,16 @@ True
 
 from __future__ import annotations
 
+import numbers
+
 from . import nn
 
-__all__ = ["convert", "model_domain"]
+__all__ = ["convert", "model_domain", "set_evaluation"]
 
 RELUS = ("asm", "apx")
 
 
-def convert(model, relu_frequencies=15, relu="asm"):
+def convert(model, relu_frequencies=15, relu="asm", evaluation="auto"):
     """The JPEG-domain equivalent of ``model``, sharing its parameters.
 
     ``relu_frequencies`` (1..15) and ``relu`` ("asm" or "apx") choose the ReLU
@@ -40,14 +45,75 @@ def convert(model, relu_frequencies=15, relu="asm"):
     logits as ``model`` on ``dctnet.to_dct`` of the same images. The result
     shares every Parameter and buffer with ``model`` (training one trains the
     other), keeps its training mode, and has the same ``state_dict`` keys.
+    ``evaluation`` is set on every JPEG-domain layer (see :func:`set_evaluation`).
     Raises TypeError for a layer without a JPEG-domain form, or one that is
     already a JPEG-domain layer.
     """
     if relu not in RELUS:
         raise ValueError(f"relu must be one of {RELUS}, found {relu!r}")
-    if not (isinstance(relu_frequencies, int) and 1 <= relu_frequencies <= 15):
+    integer = isinstance(relu_frequencies, numbers.Integral) and not isinstance(relu_frequencies, bool)
+    if not (integer and 1 <= relu_frequencies <= 15):  # NumPy integers count, as in asm_relu
         raise ValueError(f"relu_frequencies must be an integer 1..15, found {relu_frequencies!r}")
-    return _convert(model, relu_frequencies, relu, "model")
+    _check_evaluation(evaluation)
+    return set_evaluation(_convert(model, int(relu_frequencies), relu, "model"), evaluation)
+
+
+def set_evaluation(model, evaluation):
+    """Choose how ``model``'s JPEG-domain layers compute; returns ``model`` (changed in place).
+
+    All evaluations give the same function, forward and backward, to float
+    rounding (docs/design.md §4):
+
+    - ``"carried"``: the signal between layers is held as the pixels the
+      coefficients stand for (:class:`~dctnet.functional.CarriedDCT`); convolution,
+      batch norm and the exact ReLU cost what they cost on pixels, ASM below
+      15 frequencies is a per-block rank-k projection, pooling a pixel mean.
+      Layers return a CarriedDCT (``.to_dct()`` for the coefficients); pooled
+      features and logits are plain Tensors.
+    - ``"spatial"``: every layer takes and returns coefficients; the conv is IDCT, conv, DCT.
+    - ``"dense"``: as "spatial", with the paper's exploded convolution maps.
+    - ``"auto"``: "carried" where nothing can see the difference: every layer
+      is a built-in one (JPEG-domain layers, Sequential, ResidualBlock,
+      Identity, Flatten, Linear) and the last JPEG-domain layer is the global
+      pooling, so the model returns features, not a signal; otherwise each
+      layer's own default (coefficients, "spatial").
+
+    >>> from dctnet import models
+    >>> jnet = convert(models.paper_resnet(in_channels=1))
+    >>> {m.evaluation for m in jnet.modules() if m.input_domain == "jpeg"}
+    {'carried'}
+    >>> jnet = set_evaluation(jnet, "dense")
+    >>> {m.evaluation for m in jnet.modules() if m.input_domain == "jpeg"}
+    {'dense'}
+    """
+    _check_evaluation(evaluation)
+    if evaluation == "auto" and _carries_safely(model):
+        evaluation = "carried"
+    for module in model.modules():
+        if isinstance(module, nn.EvaluatedLayer):
+            module.evaluation = evaluation
+    return model
+
+
+_CARRYING_CONTAINERS = (nn.Sequential, nn.ResidualBlock, nn.Identity, nn.Flatten, nn.Linear)
+
+
+def _carries_safely(model):
+    """Whether ``model`` computes the same with a CarriedDCT between its layers, as seen from outside.
+
+    Built-in layers only (a user layer may apply a Tensor op to the signal),
+    and the signal must end in the global pooling (the model then returns features).
+    """
+    modules = list(model.modules())
+    if not all(isinstance(m, nn.EvaluatedLayer) or type(m) in _CARRYING_CONTAINERS for m in modules):
+        return False
+    jpeg = [m for m in modules if isinstance(m, nn.EvaluatedLayer)]
+    return bool(jpeg) and isinstance(jpeg[-1], nn.DCTGlobalAvgPool)
+
+
+def _check_evaluation(evaluation):
+    if evaluation not in nn.EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {nn.EVALUATIONS}, found {evaluation!r}")
 
 
 def model_domain(model):

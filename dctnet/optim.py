@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 
 import numpy as np
 
@@ -46,6 +47,12 @@ __all__ = [
 # Group keys that are not hyperparameters of the optimizer itself: the
 # schedulers remember each group's starting rate here, as PyTorch does.
 _SCHEDULER_KEYS = ("initial_lr",)
+
+
+def _check_number(value, name):
+    """A finite number >= 0 (NaN and inf are refused: they would silently ruin every weight)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, found {value!r}")
 
 
 class Optimizer:
@@ -99,8 +106,7 @@ class Optimizer:
         self.param_groups.append({"params": tensors, **options})
 
     def _check_options(self, options):
-        if not options.get("lr", 0) >= 0:
-            raise ValueError(f"lr must be >= 0, found {options.get('lr')!r}")
+        _check_number(options.get("lr", 0), "lr")
 
     def _indexed_params(self):
         """(flat index, param, group) for every parameter, in order."""
@@ -246,8 +252,8 @@ class SGD(Optimizer):
 
     def _check_options(self, o):
         super()._check_options(o)
-        if o["momentum"] < 0 or o["weight_decay"] < 0:
-            raise ValueError("momentum and weight_decay must be >= 0")
+        for name in ("momentum", "dampening", "weight_decay"):
+            _check_number(o[name], name)
         if o["nesterov"] and (o["momentum"] <= 0 or o["dampening"] != 0):
             raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
 
@@ -296,8 +302,8 @@ class Adam(Optimizer):
         betas = o["betas"]
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), found {betas!r}")
-        if o["eps"] < 0 or o["weight_decay"] < 0:
-            raise ValueError("eps and weight_decay must be >= 0")
+        for name in ("eps", "weight_decay"):
+            _check_number(o[name], name)
 
     def _update(self, p, grad, state, group, xp):
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]

@@ -6,6 +6,11 @@ any epoch and resumed from its checkpoint (model, optimizers, schedule,
 history) ends bit-identical to one that never stopped. Models take pixels
 ``(N, C, H, W)`` or DCT-domain pictures ``(N, C, BH, BW, 64)`` alike.
 
+A non-finite loss or gradient stops training before the optimizer steps
+(:class:`NonFiniteError`, a ``ValueError`` naming the epoch, the step and the
+likely cause), and :func:`fit` never writes a checkpoint of a model with
+non-finite weights, so the last good checkpoint stays intact.
+
 >>> import os, tempfile
 >>> import numpy as np
 >>> from dctnet import nn, optim
@@ -36,14 +41,15 @@ import numpy as np
 from . import datasets, nn, optim
 from . import distributed as _mpi  # the module; the functions' ``distributed=`` flags would shadow its name
 from .autograd import Tensor, no_grad
-from .backend import asnumpy
+from .backend import asnumpy, get_array_module
 from .functional import cross_entropy
 from .io import load_checkpoint, save
 from .progressbar import progress
 from .transform import to_dct
 
 __all__ = [
-    "NORMALIZATION", "TrainingData", "load_dataset", "predict", "evaluate", "Evaluation", "agreement", "Agreement",
+    "NORMALIZATION", "NonFiniteError", "check_finite", "TrainingData", "load_dataset", "predict", "evaluate",
+    "Evaluation", "agreement", "Agreement",
     "epoch_order", "train_epoch", "EpochResult", "fit", "resume", "Resumed", "write_history",
     "add_arguments", "init_distributed",
 ]
@@ -224,6 +230,60 @@ def agreement(reference, other, labels) -> Agreement:
 # ----------------------------------------------------------------------------- the loop
 
 
+class NonFiniteError(ValueError):
+    """Training met a NaN or infinite loss, gradient or weight; the message names where and the likely cause."""
+
+
+def check_finite(model, loss=None, inputs=None, optimizers=(), where="training"):
+    """Raise :class:`NonFiniteError` unless ``loss`` and every gradient of ``model`` are finite.
+
+    Call it after ``loss.backward()`` and before ``optimizer.step()``, so a
+    bad step is never taken (:func:`train_epoch` does). ``inputs`` (the
+    batch) and ``optimizers`` only sharpen the diagnosis; ``where`` (e.g.
+    ``"step 3 of epoch 2"``) starts the message.
+
+    >>> import numpy as np
+    >>> from dctnet import nn, Tensor
+    >>> net = nn.Linear(2, 1)
+    >>> net(Tensor(np.array([[np.nan, 1.0]], np.float32))).sum().backward()
+    >>> try:
+    ...     check_finite(net, inputs=np.array([[np.nan, 1.0]]), where="step 1 of epoch 1")
+    ... except NonFiniteError as exc:
+    ...     print(str(exc).split(";")[0])
+    non-finite gradient of 'weight' at step 1 of epoch 1: the input batch holds 1 NaN or infinite value(s)
+    """
+    problem = None
+    value = None if loss is None else float(asnumpy(getattr(loss, "data", loss)))
+    if value is not None and not np.isfinite(value):
+        problem = f"non-finite loss ({value})"
+    else:
+        for name, p in model.named_parameters():
+            if p.grad is not None and not bool(_isfinite_all(p.grad)):
+                problem = f"non-finite gradient of {name!r}"
+                break
+    if problem is not None:
+        raise NonFiniteError(f"{problem} at {where}: {_likely_cause(model, inputs, optimizers)}")
+
+
+def _isfinite_all(array):
+    return get_array_module(array).isfinite(array).all()
+
+
+def _likely_cause(model, inputs, optimizers):
+    if inputs is not None:
+        bad = int((~np.isfinite(asnumpy(inputs))).sum())
+        if bad:
+            return (f"the input batch holds {bad} NaN or infinite value(s); clean the data "
+                    "(e.g. np.nan_to_num) or drop those images")
+    for name, p in model.named_parameters():
+        if not bool(_isfinite_all(p.data)):
+            return f"the weight {name!r} is already non-finite: resume from the last good checkpoint"
+    lrs = sorted({group["lr"] for opt in optimizers for group in opt.param_groups})
+    hint = f" (lr {', '.join(f'{lr:g}' for lr in lrs)})" if lrs else ""
+    return (f"the learning rate{hint} is probably too high for this model and data, so the weights "
+            "diverged: lower it (e.g. 10x) and start again, or resume from the last good checkpoint")
+
+
 class EpochResult(NamedTuple):
     seen: int  # images
     loss: float  # summed cross-entropy
@@ -244,12 +304,15 @@ def epoch_order(seed, epoch, n, sampler=None):
 
 
 def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=None, show_progress=False,
-                distributed=False) -> EpochResult:
+                distributed=False, epoch=None) -> EpochResult:
     """One pass of cross-entropy descent over ``x[order]``, ``batch_size`` images per step.
 
     ``optimizers``: one or several (all step on every batch). ``augment(batch)``
     transforms each batch of inputs. With ``distributed`` the gradients are
     averaged over the ranks before each step and the result is summed over the ranks.
+    Before each step :func:`check_finite` checks the loss and the gradients
+    (with ``distributed``, the averaged gradients, the same on every rank, so
+    all stop together); ``epoch`` (counting from 1) is named in its error.
     """
     optimizers = _as_list(optimizers)
     model.train()
@@ -258,16 +321,20 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     starts = range(0, len(order), batch_size)
     bar = progress(starts, total=len(starts), desc=desc, unit="batch", enabled=show_progress,
                    leave=False, dynamic_ncols=True)
-    for s in bar:
+    for step, s in enumerate(bar, 1):
         idx = order[s:s + batch_size]
         xb, yb = x[idx], y[idx]
-        logits = model(Tensor(xb if augment is None else augment(xb)))
+        inputs = xb if augment is None else augment(xb)
+        logits = model(Tensor(inputs))
         loss = cross_entropy(logits, yb)
         for opt in optimizers:
             opt.zero_grad()
         loss.backward()
         if distributed:
             _mpi.allreduce_gradients(model)
+        where = f"step {step} of epoch {'?' if epoch is None else epoch} ({len(idx)} images)"
+        # Distributed: the local loss may differ between ranks, the averaged gradients do not.
+        check_finite(model, None if distributed else loss, inputs, optimizers, where)
         for opt in optimizers:
             opt.step()
         seen += len(idx)
@@ -329,7 +396,7 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
         tic = time.perf_counter()
         result = train_epoch(model, optimizers, x, y, order, step_batch,
                              None if augment is None else lambda xb: augment(xb, rng),  # noqa: B023
-                             f"epoch {epoch + 1}/{epochs}", show_progress and main, distributed)
+                             f"epoch {epoch + 1}/{epochs}", show_progress and main, distributed, epoch + 1)
         if scheduler is not None:
             scheduler.step()
         seconds = time.perf_counter() - tic
@@ -341,6 +408,7 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
         if log:
             log(_epoch_line(row, epochs), flush=True)
         if checkpoint is not None and main:
+            _check_weights(model, f"after epoch {epoch + 1}; {checkpoint} keeps the last good checkpoint")
             extra = metadata() if callable(metadata) else dict(metadata or {})
             saved = _mpi.revert_sync_batchnorm(model) if distributed else model
             save(saved, checkpoint, optimizer=optimizers[0], epoch=epoch, epochs=epochs, history=history,
@@ -351,6 +419,13 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
     if stop < epochs and log:
         log(f"stopped after epoch {stop} of {epochs}; resume to go on", flush=True)
     return history
+
+
+def _check_weights(model, where):
+    """NonFiniteError if a parameter or floating-point buffer of ``model`` holds NaN or inf."""
+    for name, array in model.state_dict().items():
+        if array.dtype.kind == "f" and not bool(_isfinite_all(array)):
+            raise NonFiniteError(f"the model's {name!r} is non-finite {where}; lower the learning rate")
 
 
 def _epoch_line(row, epochs):

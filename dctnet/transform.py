@@ -135,7 +135,8 @@ def _float_array(x, name):
 def to_dct(x, *, serial=False):
     """Blockwise DCT: pixels ``(..., H, W)`` -> coefficients ``(..., H/8, W/8, 64)``.
 
-    H and W must be multiples of 8 (use :func:`pad_to_blocks`). float32 and
+    H and W must be multiples of 8 (use :func:`pad_to_blocks`); empty inputs
+    (no images, or H or W = 0) give empty outputs of the matching shape. float32 and
     float64 are kept; other numeric dtypes become float32. Runs the Numba kernel
     of the input's backend (CPU ``prange`` or CUDA). ``serial=True`` keeps a
     NumPy input on the calling thread: for callers that alternate with BLAS
@@ -152,6 +153,8 @@ def to_dct(x, *, serial=False):
             "pad first with dctnet.pad_to_blocks(x)"
         )
     lead = x.shape[:-2]
+    if x.size == 0:  # reshape((-1, 0, w)) is ambiguous, and the kernels need not see empty arrays
+        return xp.zeros(lead + (h // 8, w // 8, 64), dtype=x.dtype)
     flat = xp.ascontiguousarray(x.reshape((-1, h, w)))
     out = xp.empty((flat.shape[0], h // 8, w // 8, 64), dtype=x.dtype)
     kernel = kernel_module("blockdct", xp)
@@ -162,7 +165,7 @@ def to_dct(x, *, serial=False):
 def from_dct(c, *, serial=False):
     """Inverse of :func:`to_dct`: ``(..., BH, BW, 64)`` -> pixels ``(..., 8 BH, 8 BW)``.
 
-    ``serial`` as in :func:`to_dct`.
+    ``serial`` as in :func:`to_dct`; empty inputs give empty outputs.
     """
     xp, c = _float_array(c, "from_dct input")
     if c.ndim < 3 or c.shape[-1] != 64:
@@ -171,6 +174,8 @@ def from_dct(c, *, serial=False):
         )
     bh, bw = c.shape[-3:-1]
     lead = c.shape[:-3]
+    if c.size == 0:
+        return xp.zeros(lead + (8 * bh, 8 * bw), dtype=c.dtype)
     flat = xp.ascontiguousarray(c.reshape((-1, bh, bw, 64)))
     out = xp.empty((flat.shape[0], 8 * bh, 8 * bw), dtype=c.dtype)
     kernel = kernel_module("blockdct", xp)

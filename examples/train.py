@@ -18,6 +18,9 @@ Every epoch prints loss and accuracy and saves ``<out>/last.h5`` (model,
 optimizer, scheduler and history: ``--resume`` continues from it); the end
 writes ``<out>/model.h5``, ``<out>/history.csv`` and, with matplotlib,
 ``<out>/history.png``.
+A NaN or infinite loss or gradient (too high a ``--lr``, a NaN pixel) stops the
+run with a message naming the epoch, the step and the likely cause, and exit
+status 1; ``<out>/last.h5`` then still holds the last good epoch.
 
 Data-parallel training on several processes (MPI, through mpi4py)::
 
@@ -105,12 +108,15 @@ def main(argv=None):
             model = distributed.convert_sync_batchnorm(model)  # shares the parameters the optimizer holds
         distributed.broadcast_parameters(model, opt)
 
-    history = training.fit(
-        model, opt, (data.x_train, data.y_train), (data.x_test, data.y_test), epochs=epochs,
-        batch_size=args.batch_size, scheduler=sched, seed=args.seed, start=start, history=history,
-        augment=None if args.dataset == "mnist" or args.no_augment else lambda x, rng: augment(x, rng, args.domain),
-        stop_after=args.stop_after, checkpoint=last, metadata={"args": {k: str(v) for k, v in vars(args).items()}},
-        show_progress=show, distributed=args.distributed, log=print)
+    try:
+        history = training.fit(
+            model, opt, (data.x_train, data.y_train), (data.x_test, data.y_test), epochs=epochs,
+            batch_size=args.batch_size, scheduler=sched, seed=args.seed, start=start, history=history,
+            augment=None if args.dataset == "mnist" or args.no_augment else lambda x, rng: augment(x, rng, args.domain),
+            stop_after=args.stop_after, checkpoint=last, metadata={"args": {k: str(v) for k, v in vars(args).items()}},
+            show_progress=show, distributed=args.distributed, log=print)
+    except training.NonFiniteError as exc:  # a message and a non-zero exit; last.h5 stays the last good epoch
+        raise SystemExit(f"train.py: training stopped: {exc}") from None
     if len(history) < epochs or not main_rank:
         return history
     saved = distributed.revert_sync_batchnorm(model) if args.sync_bn else model  # files load without MPI

@@ -40,13 +40,14 @@ PACKAGE = "dctnet"
 # docs/design.md §1, bottom to top. A module may import modules of its own layer
 # and of the layers below; a name matches itself and everything under it.
 LAYERS = (
-    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.threads", "dctnet.buffers", "dctnet.transform",
-                      "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment")),
+    ("plain arrays", ("dctnet.version", "dctnet.progressbar", "dctnet.backend", "dctnet.threads", "dctnet.buffers",
+                      "dctnet.transform", "dctnet.jpeg", "dctnet.kernels", "dctnet.qtables", "dctnet.augment",
+                      "dctnet.resize")),
     ("autograd", ("dctnet.autograd", "dctnet.ops", "dctnet.gradcheck")),
     ("functional", ("dctnet.functional",)),
     ("nn/models", ("dctnet.nn", "dctnet.models", "dctnet.optim", "dctnet.jpegdl", "dctnet.engine")),
-    ("conversion", ("dctnet.conversion",)),
-    ("files", ("dctnet.atomic", "dctnet.io")),
+    ("conversion", ("dctnet.conversion", "dctnet.jpeg_batches")),
+    ("files", ("dctnet.atomic", "dctnet.io", "dctnet.weights")),
     ("data", ("dctnet.datasets",)),
     ("distributed", ("dctnet.distributed",)),
     ("training", ("dctnet.training", "dctnet.plots")),

@@ -121,7 +121,7 @@ def cifar10_tar_to_jpeg_zip(tar_path, zip_path, quality: int = 75, *, progress: 
         tar = tarfile.open(tar_path, "r:*")
     except (tarfile.TarError, OSError) as exc:
         raise ValueError(f"{tar_path} is not a readable tarball ({exc}); expected {CIFAR10_URL}") from exc
-    with atomic_path(zip_path) as tmp, tar, zipfile.ZipFile(tmp, "x", zipfile.ZIP_STORED) as zf:
+    with atomic_path(zip_path) as tmp, tar, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
         members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
         for split, batches in _BATCHES.items():
             counts = [0] * len(CIFAR10_CLASSES)

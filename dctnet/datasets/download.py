@@ -57,7 +57,7 @@ def fetch(urls, dest: Path, sha256: str, progress: bool = False) -> Path:
         except OSError as exc:  # URLError and socket errors: try the next mirror
             errors.append(f"{url}: {exc}")
             continue
-        with atomic_path(dest) as tmp, response, open(tmp, "xb") as out:
+        with atomic_path(dest) as tmp, response, open(tmp, "wb") as out:
             h = hashlib.sha256()
             size = int(response.headers.get("Content-Length") or 0)
             chunks = iter(lambda: response.read(_CHUNK), b"")

@@ -46,7 +46,8 @@ class JpegDataset:
     as reading file by file.
 
     ``cache`` names an HDF5 file (:mod:`dctnet.datasets.cache`): when it holds
-    this very data set (same source size and mtime, member count, split, form,
+    this very data set (same source size and mtime, the same listed files by
+    name, size and mtime, in the same classes, member count, split, form,
     limit, pixel decoder) it is loaded without reading any JPEG; otherwise the
     files are parsed and the cache is written atomically, replacing a stale
     one. A file there that is not a dctnet cache (unreadable, truncated,

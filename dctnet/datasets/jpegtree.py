@@ -3,7 +3,9 @@
 A tree is listed, not read: :func:`list_tree` gives the member names, their
 labels (classes sorted by name are 0, 1, ...) and the classes; a
 :class:`ZipTree` or :class:`FolderTree` then hands out each member's bytes and
-a stamp (size, modification time) that tells a cache whether the tree changed.
+a stamp that tells a cache whether the tree changed: a digest of the listed
+files' names, sizes and modification times (zip: CRCs), so a file moved to
+another class, renamed, replaced or touched makes the cache stale.
 
 >>> with open_tree("cifar10-jpeg.zip") as tree:                         # doctest: +SKIP
 ...     listing = list_tree(tree.names("test"), "test", "cifar10-jpeg.zip")
@@ -14,6 +16,7 @@ a stamp (size, modification time) that tells a cache whether the tree changed.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -56,9 +59,11 @@ class ZipTree(_Tree):
         return self._zip.read(name)
 
     def stamp(self, names) -> dict:
-        """What changes when the zip changes: its size and modification time."""
+        """What changes when the zip or the listed members change: its size and mtime, the members' digest."""
         st = self.path.stat()
-        return {"kind": "zip", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        infos = [self._zip.getinfo(name) for name in names]
+        digest = _digest((i.filename, i.file_size, i.CRC, i.date_time) for i in infos)
+        return {"kind": "zip", "size": st.st_size, "mtime_ns": st.st_mtime_ns, "listing": digest}
 
     def close(self):
         self._zip.close()
@@ -78,13 +83,23 @@ class FolderTree(_Tree):
         return (self.path / name).read_bytes()
 
     def stamp(self, names) -> dict:
-        """The listed files' total size and latest modification time."""
+        """The listed files' total size, latest modification time and the digest of each one's name, size and mtime."""
         stats = [(self.path / name).stat() for name in names]
         return {
             "kind": "folder",
             "size": sum(s.st_size for s in stats),
             "mtime_ns": max(s.st_mtime_ns for s in stats),
+            "listing": _digest((name, s.st_size, s.st_mtime_ns) for name, s in zip(names, stats)),
         }
+
+
+def _digest(rows) -> str:
+    """SHA-256 of the rows (tuples of names and numbers), in order."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(repr(tuple(row)).encode("utf-8", "surrogateescape"))
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 def open_tree(source):

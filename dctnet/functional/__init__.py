@@ -20,19 +20,22 @@ from .linear import linear
 from .loss import accuracy, cross_entropy
 from .norm import batch_norm
 from .pad import pad
-from .pooling import avg_pool2d, global_avg_pool
-from .dct_conv import block_dct, block_idct, dct_conv2d, explode_kernel
+from .pooling import avg_pool2d, global_avg_pool, max_pool2d
+from .block_dct import block_dct, block_idct
+from .carried import CarriedDCT, as_coefficients, carry
+from .dct_conv import dct_conv2d, explode_kernel
 from .dct_norm import dct_batch_norm, dct_normalize
-from .dct_pool import dct_global_avg_pool
+from .dct_pool import dct_global_avg_pool, dct_max_pool2d
 from .dct_activation import apx_relu, asm_relu, dct_relu
 from .soft_quant import soft_quantize
 
 __all__ = [
     "conv2d", "linear", "pad", "batch_norm", "relu", "log_softmax",
-    "avg_pool2d", "global_avg_pool", "cross_entropy", "accuracy",
+    "avg_pool2d", "global_avg_pool", "max_pool2d", "cross_entropy", "accuracy",
     # JPEG (DCT) domain
     "block_dct", "block_idct", "dct_conv2d", "explode_kernel", "dct_batch_norm",
-    "dct_normalize", "dct_global_avg_pool", "asm_relu", "apx_relu", "dct_relu",
+    "dct_normalize", "dct_global_avg_pool", "dct_max_pool2d", "asm_relu", "apx_relu", "dct_relu",
+    "CarriedDCT", "carry", "as_coefficients",
     # JPEG-DL
     "soft_quantize",
 ]

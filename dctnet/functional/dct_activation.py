@@ -5,6 +5,9 @@ mask ``G = [IDCT(F restricted to the first frequency_count(n) coefficients) > 0]
 decides which pixels pass; ASM applies it to the exact pixels, APX to the
 approximate ones. ``n = 15`` keeps every coefficient, so ASM is then exactly
 ``to_dct(relu(from_dct(x)))``. The mask is a constant of the backward pass.
+On a :class:`~dctnet.functional.CarriedDCT` the same ReLU runs on the pixels:
+the mask is each block's rank-k low-pass projection, a (64 x k)(k x 64)
+product, and at n = 15 it is the plain ReLU (docs/design.md §4).
 
 >>> import numpy as np, dctnet
 >>> x = dctnet.to_dct(np.random.default_rng(0).normal(size=(1, 8, 8)))
@@ -20,6 +23,8 @@ import numpy as np
 from ..autograd import Function, Tensor, is_grad_enabled
 from ..backend import device_constant, get_array_module, kernel_module
 from ..transform import block_dct_matrix, frequency_count, kernel_constants
+from .activation import relu
+from .carried import CarriedDCT
 
 __all__ = ["asm_relu", "apx_relu", "dct_relu"]
 
@@ -94,19 +99,71 @@ class DCTReLU(Function):
         return (out.reshape(ctx.shape),)
 
 
+def _blocks(x):
+    """Pixels (N, C, H, W) -> (N*C*BH*BW, 64) blocks, natural order (a copy)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 8, 8, w // 8, 8).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 64)
+
+
+def _unblocks(b, shape):
+    n, c, h, w = shape
+    return b.reshape(n, c, h // 8, w // 8, 8, 8).transpose(0, 1, 2, 4, 3, 5).reshape(shape)
+
+
+class LowPassMaskedReLU(Function):
+    """ASM/APX on carried pixels (N, C, H, W): per block, the mask of the rank-k low-pass projection.
+
+    ``low = pix @ P_k`` with ``P_k = B[:k].T @ B[:k]`` (the pixels rebuilt from
+    the first k zigzag coefficients; symmetric, as B is orthogonal), evaluated
+    as the (64 x k)(k x 64) product. ASM gives ``pix * [low > 0]``, APX
+    ``low * [low > 0]``; the backward pass is the transpose with the mask fixed.
+    """
+
+    def forward(ctx, x, k, method):
+        b, bt = _matrices(get_array_module(x), x.dtype)
+        ctx.b, ctx.bt, ctx.k, ctx.method, ctx.shape = b[:k], bt[:, :k], k, method, x.shape
+        low = (_blocks(x) @ ctx.bt) @ ctx.b
+        mask = low > 0
+        if method == "apx":
+            xp = get_array_module(x)
+            xp.multiply(low, mask, out=low)
+            ctx.mask = mask
+            return _unblocks(low, x.shape)
+        ctx.mask = _unblocks(mask, x.shape)  # ASM masks the exact pixels, in place: no block copy back
+        return x * ctx.mask
+
+    def backward(ctx, g):
+        if ctx.method == "asm":
+            return (g * ctx.mask,)
+        t = _blocks(g)
+        t *= ctx.mask
+        return (_unblocks((t @ ctx.bt) @ ctx.b, ctx.shape),)
+
+
+def _carried_relu(x, frequencies, method):
+    k = frequency_count(frequencies)
+    if k == 64:  # both forms are the exact ReLU
+        return CarriedDCT(relu(x.pixels))
+    return CarriedDCT(LowPassMaskedReLU.apply(x.pixels, k=k, method=method))
+
+
 def dct_relu(x, frequencies=15, method="asm", impl="auto"):
     """ReLU of DCT-domain ``x`` (..., 64) by ``method`` "asm" or "apx".
 
     ``frequencies`` is n = 1..15; ``impl`` picks the Numba kernel (CPU or CUDA)
     or the NumPy/CuPy matrix path; "auto" takes the matrix path on the CPU
     (BLAS, measured fastest) and the kernel on the GPU. Returns a Tensor for a Tensor
-    input, else an array of the input's module.
+    input, else an array of the input's module; a
+    :class:`~dctnet.functional.CarriedDCT` for a CarriedDCT (computed on its
+    pixels, ``impl`` unused).
     """
     if method not in ("asm", "apx"):
         raise ValueError(f"method must be 'asm' or 'apx', found {method!r}")
     if impl not in _IMPLS:
         raise ValueError(f"impl must be one of {_IMPLS}, found {impl!r}")
     frequency_count(frequencies)  # validate before any work
+    if isinstance(x, CarriedDCT):
+        return _carried_relu(x, frequencies, method)
     # Without a backward pass to come, the fast path need not keep the mask.
     keep_mask = isinstance(x, Tensor) and x.requires_grad and is_grad_enabled()
     out = DCTReLU.apply(x, frequencies=frequencies, method=method, impl=impl, keep_mask=keep_mask)

@@ -13,6 +13,9 @@ evaluations are offered:
 * ``"spatial"`` — IDCT, the spatial conv, DCT, each exact: 64x fewer
   multiply-adds than the dense map plus two separable 8x8 transforms.
 
+A :class:`~dctnet.functional.CarriedDCT` input is convolved as its pixels and
+the result stays carried: no transform at all (docs/design.md §4).
+
 >>> import numpy as np, dctnet
 >>> from dctnet.functional import conv2d
 >>> rng = np.random.default_rng(0)
@@ -28,7 +31,9 @@ import numpy as np
 
 from ..autograd import Function
 from ..backend import device_constant, get_array_module
-from ..transform import ZIGZAG, dct_matrix, from_dct, to_dct
+from ..transform import ZIGZAG, dct_matrix
+from .block_dct import block_dct, block_idct
+from .carried import CarriedDCT
 from .conv import conv2d
 from .pad import pad
 
@@ -36,37 +41,6 @@ __all__ = ["block_dct", "block_idct", "dct_conv2d", "block_window", "explode_ker
 
 METHODS = ("auto", "spatial", "dense")
 DEFAULT_METHOD = "spatial"  # fastest measured on CPU (benchmarks/bench_jpeg_domain.py)
-
-
-# The layers alternate these transforms with BLAS GEMMs; OpenBLAS's workers keep
-# spinning after each GEMM, so Numba's parallel workers would contend with them
-# for the cores (measured ~1.5x slower on 2 cores): hence serial=True.
-class BlockDCT(Function):
-    """Pixels (..., H, W) -> coefficients (..., H/8, W/8, 64); the adjoint is the inverse."""
-
-    def forward(ctx, x):
-        return to_dct(x, serial=True)
-
-    def backward(ctx, g):
-        return (from_dct(g, serial=True),)
-
-
-class BlockIDCT(Function):
-    def forward(ctx, c):
-        return from_dct(c, serial=True)
-
-    def backward(ctx, g):
-        return (to_dct(g, serial=True),)
-
-
-def block_dct(x):
-    """Differentiable :func:`dctnet.to_dct`."""
-    return BlockDCT.apply(x)
-
-
-def block_idct(c):
-    """Differentiable :func:`dctnet.from_dct`."""
-    return BlockIDCT.apply(c)
 
 
 def _pair(v, name):
@@ -171,7 +145,9 @@ def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto", explode
     fastest measured). ``weight`` is the spatial kernel (Cout, Cin, kh, kw) and
     receives the gradient. The spatial output must be whole 8x8 blocks.
     ``exploded`` (dense only) is a precomputed ``explode_kernel(weight, stride,
-    padding)``, e.g. cached for inference.
+    padding)``, e.g. cached for inference. For a
+    :class:`~dctnet.functional.CarriedDCT` ``x`` it returns a CarriedDCT, the
+    spatial conv of its pixels (``method`` unused).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, found {method!r}")
@@ -186,6 +162,8 @@ def dct_conv2d(x, weight, bias=None, stride=1, padding=0, method="auto", explode
         raise ValueError(f"stride must be >= 1 and padding >= 0, found stride {stride}, padding {padding}")
     bho = _output_blocks(xs[2], ws[2], stride[0], padding[0], "H")
     bwo = _output_blocks(xs[3], ws[3], stride[1], padding[1], "W")
+    if isinstance(x, CarriedDCT):
+        return CarriedDCT(conv2d(x.pixels, weight, bias, stride, padding))
     if method == "spatial":
         y = block_dct(conv2d(block_idct(x), weight, None, stride, padding))
     else:

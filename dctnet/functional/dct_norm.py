@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .norm import DCT_BLOCKS, BatchNorm
+from .carried import CarriedDCT
+from .norm import DCT_BLOCKS, BatchNorm, batch_norm
 
 __all__ = ["dct_batch_norm", "dct_normalize"]
 
@@ -33,8 +34,13 @@ def dct_batch_norm(x, running_mean, running_var, weight=None, bias=None, trainin
     :func:`dctnet.functional.batch_norm` (PyTorch's): in training mode the batch
     statistics normalize and update ``running_mean``/``running_var`` in place
     (the variance unbiased); in eval mode the running statistics are used.
-    ``reduce`` sums the statistics over processes, as there.
+    ``reduce`` sums the statistics over processes, as there. A
+    :class:`~dctnet.functional.CarriedDCT` is normalized as its pixels (the same
+    statistics, docs/design.md §3) and stays carried.
     """
+    if isinstance(x, CarriedDCT):
+        return CarriedDCT(batch_norm(x.pixels, running_mean, running_var, weight, bias, training, momentum, eps,
+                                     reduce=reduce))
     return BatchNorm.apply(x, running_mean, running_var, weight, bias, training=training, momentum=momentum,
                            eps=eps, layout=DCT_BLOCKS, reduce=reduce)
 
@@ -44,16 +50,22 @@ def dct_normalize(x, mean, std):
 
     Every coefficient is divided by ``std``; the mean, a constant per channel,
     only moves the DC (by ``8 * mean / std``). Exactly the pixel-domain
-    normalization, without leaving the DCT domain.
+    normalization, without leaving the DCT domain. A
+    :class:`~dctnet.functional.CarriedDCT` is normalized as its pixels and stays carried.
     """
-    xp = get_array_module(x)
     mean = np.asarray(mean, dtype=np.float64).reshape(-1)
     std = np.asarray(std, dtype=np.float64).reshape(-1)
     c = x.shape[1]
     if mean.size not in (1, c) or std.size not in (1, c) or not np.all(std > 0):
         raise ValueError(f"mean and std must have 1 or {c} entries and std > 0, found mean {mean}, std {std}")
+    dtype = np.dtype(x.dtype)
+    if isinstance(x, CarriedDCT):
+        xp = x.pixels.xp
+        scale, shift = np.broadcast_to(1 / std, (c,)), np.broadcast_to(-mean / std, (c,))
+        return CarriedDCT(x.pixels * xp.asarray(scale.astype(dtype)).reshape(c, 1, 1)
+                          + xp.asarray(shift.astype(dtype)).reshape(c, 1, 1))
+    xp = get_array_module(x)
     scale = np.broadcast_to(1 / std, (c,))
     shift = np.zeros((c, 64))
     shift[:, 0] = -8 * mean / std
-    dtype = np.dtype(x.dtype)
     return x * xp.asarray(scale.astype(dtype)).reshape(c, 1, 1, 1) + xp.asarray(shift.astype(dtype)).reshape(c, 1, 1, 64)

@@ -13,7 +13,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from ._utils import check_float, pair, shape_of
 
-__all__ = ["avg_pool2d", "global_avg_pool"]
+__all__ = ["avg_pool2d", "global_avg_pool", "max_pool2d"]
 
 
 def _taps(kernel, stride, out_shape):
@@ -91,3 +91,68 @@ def global_avg_pool(x):
         raise ValueError(f"global_avg_pool expects x of shape (N, C, H, W), found shape {shape_of(x)}")
     check_float("global_avg_pool", x=x)
     return GlobalAvgPool.apply(x)
+
+
+class MaxPool2d(Function):
+    # A running maximum over the kernel taps (no (taps, ...) stack: memory stays two maps),
+    # remembering which tap won; padding is -inf, so a padded pixel never wins.
+    def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):
+        xp = get_array_module(x)
+        (ph, pw), (h, w) = padding, x.shape[-2:]
+        ho = (h + 2 * ph - kernel[0]) // stride[0] + 1
+        wo = (w + 2 * pw - kernel[1]) // stride[1] + 1
+        if ph or pw:
+            padded = xp.full(x.shape[:-2] + (h + 2 * ph, w + 2 * pw), -xp.inf, x.dtype)
+            padded[..., ph:ph + h, pw:pw + w] = x
+        else:
+            padded = x
+        taps = list(_taps(kernel, stride, (ho, wo)))
+        out = padded[taps[0]].copy()
+        winner = xp.zeros(out.shape, xp.uint8)
+        for t, tap in enumerate(taps[1:], 1):
+            v = padded[tap]
+            # the first maximum in scan order wins, and a NaN propagates (as PyTorch)
+            better = (v > out) | (xp.isnan(v) & ~xp.isnan(out))
+            xp.copyto(out, v, where=better)
+            winner[better] = t
+        ctx.padded_shape, ctx.padding, ctx.taps, ctx.winner = padded.shape, padding, taps, winner
+        return out
+
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        gx = xp.zeros(ctx.padded_shape, g.dtype)
+        for t, tap in enumerate(ctx.taps):
+            gx[tap] += xp.where(ctx.winner == t, g, 0)
+        (ph, pw), (hp, wp) = ctx.padding, ctx.padded_shape[-2:]
+        return (gx[..., ph:hp - ph, pw:wp - pw],)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """The maximum over ``kernel_size`` windows of ``x`` (N, C, H, W), as ``torch.nn.functional.max_pool2d``.
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` pads with -inf (at most
+    half the kernel, as PyTorch requires); trailing rows/columns that do not
+    fill a window are dropped. The gradient goes to the first maximum of each
+    window; a NaN in a window propagates.
+
+    >>> import numpy as np
+    >>> max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 3, stride=2, padding=1).data[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    padding = pair(padding, "padding")
+    xs = shape_of(x)
+    if len(xs) != 4:
+        raise ValueError(f"max_pool2d expects x of shape (N, C, H, W), found shape {xs}")
+    if min(kernel) < 1 or min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"max_pool2d needs kernel_size >= 1, stride >= 1 and padding >= 0, "
+                         f"found {kernel}, {stride}, {padding}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"max_pool2d padding {padding} must be at most half the kernel {kernel}")
+    if kernel[0] > xs[2] + 2 * padding[0] or kernel[1] > xs[3] + 2 * padding[1]:
+        raise ValueError(f"max_pool2d kernel {kernel[0]}x{kernel[1]} is larger than the padded input "
+                         f"{xs[2] + 2 * padding[0]}x{xs[3] + 2 * padding[1]} (x {xs}, padding {padding})")
+    check_float("max_pool2d", x=x)
+    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding)

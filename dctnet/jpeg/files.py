@@ -5,7 +5,8 @@ dctnet's Numba decoder (:mod:`dctnet.jpeg.huffman`, bit-identical to libjpeg and
 many files per call), progressive files and anything it refuses to libjpeg
 (:mod:`dctnet.jpeg.libjpeg`), which reads what it reads cleanly or names the
 fault. Each file's marker segments are walked once (:mod:`dctnet.jpeg.markers`):
-unsupported kinds of JPEG and absurd sizes are refused before any decoding.
+unsupported kinds of JPEG, absurd sizes and files far too short for their
+declared size are refused before any decoding.
 
 >>> import numpy as np, dctnet
 >>> data = dctnet.encode_jpeg(np.zeros((3, 32, 32), np.uint8)).to_bytes()
@@ -31,7 +32,7 @@ from .errors import JpegError
 from .markers import MAX_PIXELS, UNSUPPORTED_FRAMES, Markers, walk
 from .picture import JpegImage, block_grids
 
-__all__ = ["read_jpeg", "read_jpegs", "read_stacked", "write_jpeg", "DECODERS"]
+__all__ = ["read_jpeg", "read_jpegs", "read_stacked", "write_jpeg", "DECODERS", "ERRORS"]
 
 DECODERS = ("auto", "numba", "libjpeg")
 
@@ -69,6 +70,9 @@ def _check_frame(markers: Markers, name: str, max_pixels):
     if max_pixels is not None and height * width > max_pixels:
         raise JpegError(f"{name}: declares {width}x{height} pixels, more than max_pixels={max_pixels}; "
                         "pass a larger max_pixels if the file is trusted")
+    short = markers.shortfall()
+    if short:  # strict or not: decoding it would allocate the declared size for zeros
+        raise JpegError(f"{name}: {short}")
 
 
 def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXELS, decoder: str = "auto") -> JpegImage:
@@ -80,7 +84,8 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     their coefficients only: no ``to_dct``), any sampling and size. Raises
     :class:`~dctnet.JpegError` naming the file for anything else (truncated,
     corrupt, not a JPEG, 12-bit, arithmetic-coded, lossless, hierarchical, larger
-    than ``max_pixels``). With ``strict=False`` data libjpeg can recover from (e.g.
+    than ``max_pixels``, or far too short for the size it declares: less than one
+    bit of scan data per block, refused before any decoding, strict or not). With ``strict=False`` data libjpeg can recover from (e.g.
     a truncated last scan, decoded as zeros) gives a :class:`~dctnet.JpegWarning`
     instead of an error.
 
@@ -93,7 +98,11 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
     >>> img.coefficients[0].shape, img.qtables[0][:3]      # doctest: +SKIP
     ((19, 29, 64), array([ 8,  6,  6], dtype=int32))
     """
-    data, name, path = _source(source)
+    return _read(*_source(source), strict=strict, max_pixels=max_pixels, decoder=decoder)
+
+
+def _read(data: bytes, name: str, path, strict=True, max_pixels=MAX_PIXELS, decoder="auto") -> JpegImage:
+    """:func:`read_jpeg` of a file's bytes, under the ``name`` its errors give it."""
     markers = walk(data)
     if not markers.has_soi:
         raise JpegError(f"{name}: {markers.fault()}")  # empty, or not a JPEG file
@@ -139,92 +148,167 @@ def read_jpeg(source, *, strict: bool = True, max_pixels: int | None = MAX_PIXEL
         return image
 
 
-def _load(sources):
-    """``(bytes, names, what to hand read_jpeg)``, lists over the sources."""
-    blobs, names, srcs = [], [], []
-    for source in sources:
+ERRORS = ("raise", "collect")
+
+
+def _load(sources, caller: str, errors: str):
+    """``(bytes, names, paths)``, lists over the sources; bytes and unnamed file objects named by their index."""
+    if isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(sources, "read"):
+        raise TypeError(f"{caller} expects a list of sources (paths, bytes or file objects), found one "
+                        f"{type(sources).__name__}; pass a list, e.g. {caller}([source]), or use read_jpeg")
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {ERRORS}, found {errors!r}")
+    blobs, names, paths = [], [], []
+    for i, source in enumerate(sources):
         if type(source) is bytes:  # the common case, without _source's dispatch
-            blobs.append(source)
-            names.append("<bytes>")
-            srcs.append(source)
-            continue
-        data, name, path = _source(source)
+            data, name, path = source, "<bytes>", None
+        else:
+            data, name, path = _source(source)
+        if name in ("<bytes>", "<file>"):  # which one of the list: "<bytes #17>"
+            name = f"{name[:-1]} #{i}>"
         blobs.append(data)
         names.append(name)
-        srcs.append(path if path is not None else data)
-    return blobs, names, srcs
+        paths.append(path)
+    return blobs, names, paths
 
 
-def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS) -> list:
-    """Read many JPEG files (paths or bytes) into :class:`~dctnet.JpegImage` objects, in order.
+def _reader(blobs, names, paths, max_pixels, failed):
+    """``read(i)``: file i through :func:`read_jpeg`'s path, its JpegError raised, or (``failed`` a list)
+    recorded there as ``(i, error)`` with None returned."""
+    def read(i):
+        try:
+            return _read(blobs[i], names[i], paths[i], max_pixels=max_pixels)
+        except JpegError as exc:
+            if failed is None:
+                raise
+            failed.append((i, exc))
+            return None
+    return read
+
+
+def _none_read(failed) -> JpegError:
+    first = min(failed, key=lambda f: f[0])[1]
+    return JpegError(f"read_stacked: none of the {len(failed)} files could be read; the first: {first}")
+
+
+def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS, errors="raise"):
+    """Read many JPEG files (a list of paths, bytes or file objects) into :class:`~dctnet.JpegImage` objects, in order.
 
     Sequential files are decoded together in one parallel Numba kernel call on
     ``threads`` threads (None: Numba's default); the rest (progressive files, and
     any file the kernel refuses) go through :func:`read_jpeg`, which reads what
-    libjpeg reads cleanly and raises :class:`~dctnet.JpegError` naming the file
-    otherwise. The images of one call share one coefficient buffer (their arrays
-    are views).
+    libjpeg reads cleanly. The images of one call share one coefficient buffer
+    (their arrays are views). A file that is not a JPEG dctnet reads raises
+    :class:`~dctnet.JpegError` naming it (bytes and unnamed file objects by their
+    index in ``sources``: ``<bytes #17>``).
 
-    >>> images = read_jpegs(["a.jpg", "b.jpg"], threads=4)          # doctest: +SKIP
+    ``errors="collect"`` returns ``(images, failed)`` instead: ``images`` has one
+    entry per source, None where the file failed, and ``failed`` lists
+    ``(index, JpegError)`` for those files, in order. Other errors (a missing
+    file, a source of the wrong type) still raise.
+
+    >>> images = read_jpegs(["a.jpg", "b.jpg"], threads=4)                 # doctest: +SKIP
+    >>> images, failed = read_jpegs(blobs, errors="collect")               # doctest: +SKIP
+    >>> failed                                                             # doctest: +SKIP
+    [(17, JpegError('<bytes #17>: the file ends before its EOI marker (truncated file)'))]
     """
     huffman.check_threads(threads)  # before any work
-    blobs, names, srcs = _load(sources)
-    images = huffman.Batch(blobs, names, max_pixels).images(threads)
-    return [img if img is not None else read_jpeg(src, max_pixels=max_pixels) for img, src in zip(images, srcs)]
+    blobs, names, paths = _load(sources, "read_jpegs", errors)
+    failed = [] if errors == "collect" else None
+    batch = huffman.Batch(blobs, names, max_pixels)
+    try:
+        images = batch.images(threads)
+    except JpegError:  # a file of a zero quantization step: each file alone, so the others are kept
+        if failed is None:
+            raise
+        images = [None] * len(blobs)
+    read = _reader(blobs, names, paths, max_pixels, failed)
+    images = [img if img is not None else read(i) for i, img in enumerate(images)]
+    return images if failed is None else (images, sorted(failed, key=lambda f: f[0]))
 
 
-def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None):
+def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, errors="raise"):
     """Files of one geometry as stacked arrays: ``(coefficients, qtables)``.
 
     ``coefficients``: per component ``(N, BH_c, BW_c, 64)`` int16 (zigzag);
     ``qtables``: ``(N, n_components, 64)`` int32. All files must share size,
     sampling and colour space (a ``ValueError`` names the first that differs).
-    Decoded as :func:`read_jpegs` decodes them.
+    Decoded, and failures named, as :func:`read_jpegs` does.
 
     ``device``: None or ``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays. The
     component stacks are slices of one contiguous buffer, so the coefficients go
     to the GPU in one host-to-device copy (and the tables in another); without a
     working CuPy ``"gpu"`` raises :func:`dctnet.to_device`'s error before any decoding.
 
+    ``errors="collect"`` stacks only the files that read and returns
+    ``((coefficients, qtables), indices, failed)``: ``indices`` (int64) the
+    position in ``sources`` of each stacked row, ``failed`` the ``(index,
+    JpegError)`` of the others. When none reads, the first file's error is raised.
+
     >>> coefs, qt = read_stacked(paths)                           # doctest: +SKIP
     >>> coefs[0].shape, qt.shape                                  # doctest: +SKIP
     ((1000, 4, 4, 64), (1000, 3, 64))
+    >>> (coefs, qt), indices, failed = read_stacked(paths, errors="collect")   # doctest: +SKIP
+    >>> len(indices), [i for i, _ in failed]                      # doctest: +SKIP
+    (998, [17, 512])
     """
     huffman.check_threads(threads)
+    blobs, names, paths = _load(sources, "read_stacked", errors)
     # a bad device name, or no GPU: the backend's error before any work
     gpu = device is not None and not isinstance(to_device(np.zeros(0, np.int16), device), np.ndarray)
-    blobs, names, srcs = _load(sources)
     if not blobs:
         raise ValueError("read_stacked needs at least one file")
+    failed = [] if errors == "collect" else None
+    read = _reader(blobs, names, paths, max_pixels, failed)
     batch = huffman.Batch(blobs, names, max_pixels)
-    others = {int(i): read_jpeg(srcs[i], max_pixels=max_pixels) for i in np.flatnonzero(~batch.taken)}
-    kinds = batch.geometries() | {(img.height, img.width, img.sampling, img.color_space) for img in others.values()}
-    if len(kinds) > 1:  # name the first file that differs from the first
-        geometry = [batch.geometry(i) if batch.taken[i] else
-                    (others[i].height, others[i].width, others[i].sampling, others[i].color_space)
-                    for i in range(len(blobs))]
-        for i, g in enumerate(geometry):
-            if g != geometry[0]:
-                raise ValueError(f"read_stacked needs files of one geometry: {names[0]} is {geometry[0]}, "
-                                 f"{names[i]} is {g} (size, sampling, colour space); use read_jpegs")
-    height, width, sampling, _ = kinds.pop()
+    others = {int(i): read(int(i)) for i in np.flatnonzero(~batch.taken)}
+    others = {i: img for i, img in others.items() if img is not None}
+    ok = np.flatnonzero(batch.taken).tolist() + sorted(others)
+    if not ok:
+        raise _none_read(failed)
+    geometry = {i: batch.geometry(i) if batch.taken[i] else
+                (others[i].height, others[i].width, others[i].sampling, others[i].color_space) for i in ok}
+    first = min(ok)
+    for i in sorted(ok):  # name the first file that differs from the first
+        if geometry[i] != geometry[first]:
+            raise ValueError(f"read_stacked needs files of one geometry: {names[first]} is {geometry[first]}, "
+                             f"{names[i]} is {geometry[i]} (size, sampling, colour space); use read_jpegs")
+    height, width, sampling, _ = geometry[first]
     n = len(blobs)
     grid = block_grids(height, width, sampling)
     buffer, qtables, decoded = batch.stacked(grid, threads)
-    for i in np.flatnonzero(batch.taken & ~decoded):  # what the kernel refuses, libjpeg reads or names
-        others[int(i)] = read_jpeg(srcs[i], max_pixels=max_pixels)
+    for i in np.flatnonzero(batch.taken & ~decoded).tolist():  # what the kernel refuses, libjpeg reads or names
+        img = read(i)
+        if img is not None:
+            others[i] = img
     coefficients = huffman.stack_views(buffer, n, grid)
     for i, img in others.items():
         for c, coef in enumerate(img.coefficients):
             coefficients[c][i] = coef
         qtables[i] = np.stack(img.qtables)
-    bad = np.flatnonzero(qtables.min(axis=(1, 2)) < 1)
-    if len(bad):  # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
-        raise JpegError(f"{names[bad[0]]}: a quantization table holds a zero")
+    good = np.zeros(n, bool)
+    good[np.flatnonzero(batch.taken & decoded)] = True
+    good[list(others)] = True
+    for i in np.flatnonzero(good & (qtables.min(axis=(1, 2)) < 1)).tolist():
+        # JpegImage's check, for the files not made into one: a zero step cannot be dequantized
+        error = JpegError(f"{names[i]}: a quantization table holds a zero")
+        if failed is None:
+            raise error
+        failed.append((i, error))
+        good[i] = False
+    indices = np.flatnonzero(good)
+    if not len(indices):
+        raise _none_read(failed)
+    if len(indices) < n:  # collect: the good files' blocks, in the same component-major layout
+        buffer = np.concatenate([c[indices].reshape(-1, 64) for c in coefficients])
+        qtables = qtables[indices]
+        coefficients = huffman.stack_views(buffer, len(indices), grid)
     if gpu:  # one host-to-device copy of every coefficient, sliced into the stacks on the device
         buffer = to_device(np.ascontiguousarray(buffer), device)
-        return huffman.stack_views(buffer, n, grid), to_device(qtables, device)
-    return coefficients, qtables
+        coefficients, qtables = huffman.stack_views(buffer, len(indices), grid), to_device(qtables, device)
+    if failed is None:
+        return coefficients, qtables
+    return (coefficients, qtables), indices, sorted(failed, key=lambda f: f[0])
 
 
 def write_jpeg(path, image: JpegImage) -> Path:
@@ -242,7 +326,10 @@ def write_jpeg(path, image: JpegImage) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".jpg.tmp", dir=path.parent if str(path.parent) else ".")
     os.close(fd)
     try:
-        libjpeg.write(tmp, image)
+        try:
+            libjpeg.write(tmp, image)
+        except JpegError as exc:  # it names the temporary file; the user knows theirs
+            raise JpegError(f"{path}: {str(exc).removeprefix(f'{tmp}: ')}") from exc
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

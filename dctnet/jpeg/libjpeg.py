@@ -15,7 +15,9 @@ See docs/design.md §5.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -34,17 +36,53 @@ _NATURAL = np.argsort(ZIGZAG)  # zigzag position of each natural index
 _SPACES = {"JCS_GRAYSCALE": ("gray", 1), "JCS_YCbCr": ("ycbcr", 3), "JCS_RGB": ("rgb", 3),
            "JCS_CMYK": ("cmyk", 4), "JCS_YCCK": ("cmyk", 4)}
 _STDERR_LOCK = threading.Lock()
+_PATTERNS = None  # _message_patterns(), made on first use (it loads libjpeg)
+
+
+def _message_patterns() -> re.Pattern:
+    """A pattern matching each line libjpeg (and jpeglib's C wrapper) can print.
+
+    libjpeg has no per-call message channel in jpeglib: its ``output_message``
+    prints to the process's stderr. The formats come from libjpeg's own message
+    table (``jpeg_std_message_table``, exported by the loaded library), so a line
+    is libjpeg's only when it has the shape of one of its messages. A build that
+    does not export the table gets a pattern taking every line as libjpeg's.
+    """
+    from jpeglib._bind import CJpegLib  # the loaded libjpeg build
+
+    try:
+        table = (ctypes.c_char_p * 1024).in_dll(CJpegLib.get(), "jpeg_std_message_table")
+    except (ValueError, AttributeError, OSError):  # not exported: libjpeg's lines cannot be told apart
+        return re.compile(b".*", re.S)
+    formats = []
+    for entry in table:
+        if entry is None:  # the table ends with NULL
+            break
+        formats.append(entry.decode("latin-1"))
+    # jpeglib's wrapper prints these itself
+    formats += ["not possible to open %s", "can't open %s", "you must specify %s"]
+    alternatives = []
+    for fmt in formats:
+        parts = re.split(r"%[-+ #0]*\d*(?:\.\d+)?[hlLqjzt]*[diouxXeEfgGcsp]", fmt.replace("%%", "\0"))
+        alternatives.append(".*?".join(re.escape(part).replace("\0", "%") for part in parts))
+    return re.compile(b"(?:" + "|".join(alternatives).encode("latin-1") + b")\\r?\n?")
 
 
 class _LibjpegMessages:
-    """Capture what libjpeg prints on file descriptor 2 (its warnings) while reading.
+    """Catch libjpeg's messages (its warnings, its errors' text) during one call; pass everything else on.
 
-    libjpeg reports recoverable corruption ("Corrupt JPEG data: ...") only there;
-    catching it is what lets ``read_jpeg`` refuse a damaged file instead of
-    returning zeros in silence.
+    libjpeg reports recoverable corruption ("Corrupt JPEG data: ...") only on file
+    descriptor 2, so fd 2 goes to a temporary file for the call (one call at a
+    time in the process). Of what arrives there, lines in the shape of libjpeg's
+    own messages (:func:`_message_patterns`) are kept in ``text``; the rest (other
+    threads' output) is written to the real stderr when the call ends, so it is
+    neither taken for libjpeg's nor lost, only delayed by the call.
     """
 
     def __enter__(self):
+        global _PATTERNS
+        if _PATTERNS is None:
+            _PATTERNS = _message_patterns()
         _STDERR_LOCK.acquire()
         try:
             self._file = tempfile.TemporaryFile()
@@ -60,12 +98,22 @@ class _LibjpegMessages:
             os.dup2(self._saved, 2)
             os.close(self._saved)
             self._file.seek(0)
-            lines = self._file.read().decode("utf-8", "replace").splitlines()
-            self.text = "; ".join(dict.fromkeys(line.strip() for line in lines if line.strip()))
+            ours, others = [], []
+            for line in self._file.read().splitlines(keepends=True):
+                (ours if _PATTERNS.fullmatch(line) else others).append(line)
             self._file.close()
+            if others:
+                _write_all(2, b"".join(others))
+            text = (line.decode("utf-8", "replace").strip() for line in ours)
+            self.text = "; ".join(dict.fromkeys(line for line in text if line))
         finally:
             _STDERR_LOCK.release()
         return False
+
+
+def _write_all(fd: int, data: bytes):
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def read(data: bytes, name: str, strict: bool, markers: Markers, path=None) -> dict:
@@ -121,11 +169,13 @@ def _read(path: str, name: str, strict: bool, markers: Markers) -> dict:
                 width=int(jpeg.width), color_space=space, progressive=bool(jpeg.progressive_mode))
 
 
-def write(path, image) -> None:
+def write(path, image, name=None) -> None:
     """Write ``image`` (a :class:`dctnet.JpegImage`) to ``path`` as a baseline JPEG file, coefficients and tables unchanged.
 
     Grey, YCbCr and RGB images (RGB labelled with an Adobe marker, transform 0).
     Not atomic: :func:`dctnet.write_jpeg` writes beside the target and renames.
+    When libjpeg refuses (e.g. a coefficient too large for baseline coding) a
+    :class:`~dctnet.JpegError` names ``name`` (default ``path``) and libjpeg's reason.
     """
     import jpeglib
     from jpeglib.dct_jpeg import DCTJPEG
@@ -153,7 +203,13 @@ def write(path, image) -> None:
         Y=comps[0], Cb=comps[1] if len(comps) > 1 else None, Cr=comps[2] if len(comps) > 1 else None,
         K=None, qt=np.stack(tables), quant_tbl_no=np.array(index, dtype=np.int32),
     )
-    jpeg.write_dct(str(path))
+    messages = _LibjpegMessages()
+    try:
+        with messages:
+            jpeg.write_dct(str(path))
+    except OSError as exc:  # jpeglib's message names only the file; libjpeg's reason went to stderr
+        reason = getattr(messages, "text", "") or str(exc).replace(str(path), "the file")
+        raise JpegError(f"{name or path}: libjpeg cannot write it ({reason})") from exc
     if image.color_space == "rgb":
         _mark_rgb(path)
 
@@ -163,7 +219,7 @@ def to_bytes(image) -> bytes:
     fd, tmp = tempfile.mkstemp(suffix=".jpg")
     os.close(fd)
     try:
-        write(tmp, image)
+        write(tmp, image, "<bytes>")
         return Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..kernels import huffman as kernels
 
-__all__ = ["MAX_PIXELS", "UNSUPPORTED_FRAMES", "Markers", "walk", "walk_many"]
+__all__ = ["MAX_PIXELS", "UNSUPPORTED_FRAMES", "Markers", "walk", "walk_many", "coded_blocks", "too_short"]
 
 MAX_PIXELS = 1 << 28  # refuse absurd declared sizes before anything is allocated for them
 
@@ -109,6 +109,36 @@ class Markers:
                 return _frame(data, data[self.where + 1], start)
         return None
 
+    def shortfall(self) -> str | None:
+        """Why the file is far too short for the size its frame header declares (see :func:`too_short`), or None.
+
+        Counted: the blocks of the components that a scan codes from the start
+        (sequential, or a progressive DC-first scan), all components when no scan is
+        there; the bytes after the first scan header as the most the data can hold.
+        """
+        data = self.data
+        frame = next(((start, end) for marker, start, end, _ in self.header() if _is_frame(marker)), None)
+        if frame is None or frame[1] - frame[0] < 6:
+            return None
+        start, end = frame
+        height, width, ncomp = _u16(data, start + 1), _u16(data, start + 3), data[start + 5]
+        comps = {data[at]: (data[at + 1] & 15, data[at + 1] >> 4)
+                 for at in range(start + 6, min(end, start + 6 + 3 * ncomp) - 2, 3)}
+        if self.first_scan < 0:
+            coded, present = set(comps), 0
+        else:
+            coded, present = set(), len(data) - self.segments[self.first_scan][1]
+            for marker, s, e, _ in self.segments[self.first_scan:]:
+                ns = data[s] if marker == 0xDA and e > s else 0
+                spectral = s + 1 + 2 * ns  # Ss, Se, Ah/Al after the component list
+                if marker == 0xDA and e - s >= 4 + 2 * ns and data[spectral] == 0 and data[spectral + 2] >> 4 == 0:
+                    coded.update(data[s + 1 + 2 * k] for k in range(ns))  # Ss = 0, Ah = 0: each block coded
+        sampling = [comps[c] for c in coded if c in comps]
+        if not sampling or min(min(f) for f in comps.values()) < 1:  # a malformed frame: the decoders name it
+            return None
+        hmax, vmax = max(h for _, h in comps.values()), max(v for v, _ in comps.values())
+        return too_short(height, width, sampling, vmax, hmax, present)
+
     def adobe_transform(self):
         """The colour transform flag of the last Adobe APP14 segment before the first scan, or None (as libjpeg reads it)."""
         found = None
@@ -116,6 +146,41 @@ class Markers:
             if marker == 0xEE and end - start >= 12 and self.data[start:start + 5] == b"Adobe":
                 found = self.data[start + 11]
         return found
+
+
+def coded_blocks(height: int, width: int, sampling, vmax: int, hmax: int) -> int:
+    """The 8x8 blocks of the components of ``sampling`` ``(v, h)`` each (of a frame's largest ``vmax``, ``hmax``), without MCU padding.
+
+    >>> coded_blocks(16, 16, [(2, 2), (1, 1), (1, 1)], 2, 2)
+    6
+    """
+    return sum(_ceil(_ceil(height * v, vmax), 8) * _ceil(_ceil(width * h, hmax), 8) for v, h in sampling)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def too_short(height: int, width: int, sampling, vmax: int, hmax: int, present: int) -> str | None:
+    """The error message (without the file name) when ``present`` bytes cannot code such a picture, else None.
+
+    Every block of a component coded from the start takes at least one bit (its DC
+    Huffman code), so a file with fewer bits than blocks is truncated or its header
+    lies; refusing it before decoding keeps a 6 KB file that claims 16384x16384
+    pixels from costing gigabytes (docs/design.md §5).
+
+    >>> too_short(16384, 16384, [(1, 1)], 1, 1, 5700)
+    'declares 16384x16384 pixels (4194304 blocks, at least 524288 bytes of entropy-coded data) but holds 5700 bytes of scan data: far too short (truncated file, or a wrong size in its header)'
+    """
+    blocks = coded_blocks(height, width, sampling, vmax, hmax)
+    if 8 * present >= blocks:
+        return None
+    return (f"declares {width}x{height} pixels ({blocks} blocks, at least {_ceil(blocks, 8)} bytes of entropy-coded "
+            f"data) but holds {present} bytes of scan data: far too short (truncated file, or a wrong size in its header)")
+
+
+def _u16(data, pos):
+    return int.from_bytes(data[pos:pos + 2], "big")
 
 
 def _frame(data, marker, start):
