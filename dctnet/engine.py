@@ -238,7 +238,7 @@ class _Builder:
     def module(self, m, v, path):
         kind = type(m)
         where = f"{path} ({kind.__name__})"
-        if isinstance(m, (nn.DCTConv2d, nn.DCTBatchNorm, nn.ASMReLU, nn.DCTGlobalAvgPool, nn.DCTNormalize)):
+        if getattr(m, "input_domain", "pixel") == "jpeg":
             raise TypeError(f"fuse() takes pixel-domain models; {where} is a JPEG-domain layer")
         if kind is nn.Sequential:
             for name, child in m._modules.items():
