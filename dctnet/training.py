@@ -50,7 +50,7 @@ from .transform import to_dct
 __all__ = [
     "NORMALIZATION", "NonFiniteError", "check_finite", "TrainingData", "load_dataset", "predict", "evaluate",
     "Evaluation", "agreement", "Agreement",
-    "epoch_order", "train_epoch", "EpochResult", "fit", "resume", "Resumed", "write_history",
+    "epoch_order", "train_epoch", "EpochResult", "steps_per_epoch", "cosine_schedule", "fit", "resume", "Resumed", "write_history",
     "add_arguments", "init_distributed",
 ]
 
@@ -304,7 +304,7 @@ def epoch_order(seed, epoch, n, sampler=None):
 
 
 def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=None, show_progress=False,
-                distributed=False, epoch=None) -> EpochResult:
+                distributed=False, epoch=None, scheduler=None) -> EpochResult:
     """One pass of cross-entropy descent over ``x[order]``, ``batch_size`` images per step.
 
     ``optimizers``: one or several (all step on every batch). ``augment(batch)``
@@ -313,6 +313,8 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     Before each step :func:`check_finite` checks the loss and the gradients
     (with ``distributed``, the averaged gradients, the same on every rank, so
     all stop together); ``epoch`` (counting from 1) is named in its error.
+    ``scheduler`` (one whose ``per_step`` is True, such as
+    :class:`dctnet.optim.WarmupCosineLR`) steps after every optimizer step.
     """
     optimizers = _as_list(optimizers)
     model.train()
@@ -337,6 +339,8 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
         check_finite(model, None if distributed else loss, inputs, optimizers, where)
         for opt in optimizers:
             opt.step()
+        if scheduler is not None:
+            scheduler.step()
         seen += len(idx)
         total += float(loss.data) * len(idx)
         correct += int((asnumpy(logits.data).argmax(axis=1) == asnumpy(yb)).sum())
@@ -347,13 +351,45 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     return EpochResult(int(seen), total, int(correct))
 
 
+def steps_per_epoch(n, batch_size, world_size=1) -> int:
+    """Optimizer steps in one epoch of :func:`fit` over ``n`` images (``batch_size`` in all per step).
+
+    The ``total_steps`` a per-step schedule needs: with ``world_size`` ranks each
+    takes ``ceil(n / world_size)`` images, ``batch_size // world_size`` per step.
+
+    >>> steps_per_epoch(60000, 128), steps_per_epoch(100, 32, world_size=2)
+    (469, 4)
+    """
+    share, step_batch = -(-n // world_size), batch_size // world_size
+    return -(-share // step_batch)
+
+
+def cosine_schedule(optimizer, epochs, n, batch_size, warmup=0.0, world_size=1):
+    """A :class:`dctnet.optim.WarmupCosineLR` over every step of ``epochs`` epochs of ``n`` images.
+
+    ``warmup`` epochs (a fraction is fine) of linear warm-up from a tenth of
+    the rate, then one cosine to 0, so that a run of any length ends annealed.
+
+    >>> import numpy as np
+    >>> from dctnet import Tensor, optim
+    >>> opt = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=0.1)
+    >>> s = cosine_schedule(opt, epochs=2, n=1000, batch_size=100, warmup=0.5)
+    >>> s.total_steps, s.warmup_steps
+    (20, 5)
+    """
+    per_epoch = steps_per_epoch(n, batch_size, world_size)
+    total = max(1, per_epoch * int(epochs))
+    return optim.WarmupCosineLR(optimizer, total_steps=total, warmup_steps=min(total - 1, round(warmup * per_epoch)))
+
+
 def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=None, seed=0, augment=None,
         start=0, history=None, stop_after=None, checkpoint=None, metadata=None, columns=None,
         show_progress=False, distributed=False, log=print) -> list:
     """Train ``model`` on ``train = (x, y)`` from epoch ``start`` up to ``epochs``; returns the history.
 
     Each epoch is :func:`train_epoch` over :func:`epoch_order`'s order (``batch_size``
-    images per step in all), then ``scheduler.step()``, then :func:`evaluate` on
+    images per step in all), then ``scheduler.step()`` (after every optimizer
+    step instead when ``scheduler.per_step``), then :func:`evaluate` on
     ``test``. It appends a row to ``history`` (``epoch`` counting from 1, train
     and test loss and accuracy, ``seconds``, ``img_per_s``, and the dict that
     ``columns()`` returns, if given), logs it as one line (``log=None``: silent)
@@ -391,13 +427,15 @@ def fit(model, optimizers, train, test=None, *, epochs, batch_size, scheduler=No
         sampler = _mpi.DistributedSampler(len(x), seed=seed)
     log = log if main else None
     stop = epochs if stop_after is None else min(epochs, start + stop_after)
+    per_step = scheduler is not None and getattr(scheduler, "per_step", False)
     for epoch in range(start, stop):
         order, rng = epoch_order(seed, epoch, len(x), sampler)
         tic = time.perf_counter()
         result = train_epoch(model, optimizers, x, y, order, step_batch,
                              None if augment is None else lambda xb: augment(xb, rng),  # noqa: B023
-                             f"epoch {epoch + 1}/{epochs}", show_progress and main, distributed, epoch + 1)
-        if scheduler is not None:
+                             f"epoch {epoch + 1}/{epochs}", show_progress and main, distributed, epoch + 1,
+                             scheduler if per_step else None)
+        if scheduler is not None and not per_step:
             scheduler.step()
         seconds = time.perf_counter() - tic
         row = {"epoch": epoch + 1, "train_loss": result.loss / result.seen, "train_acc": result.correct / result.seen}
@@ -544,7 +582,7 @@ def write_history(history, folder):
 def add_arguments(parser: argparse.ArgumentParser, *, dataset="mnist", epochs=3, out="runs/train"):
     """The options of a training script, added to ``parser``: data set, schedule, SGD, run folder, resume, MPI.
 
-    ``--dataset --epochs --batch-size --lr --momentum --weight-decay --limit
+    ``--dataset --epochs --batch-size --lr --warmup --momentum --weight-decay --limit
     --no-augment --seed --out --resume --stop-after --no-progress --distributed``.
 
     >>> args = add_arguments(argparse.ArgumentParser()).parse_args(["--epochs", "2"])
@@ -556,7 +594,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, dataset="mnist", epochs=3,
                    help="sample: the 100 CIFAR-10 JPEGs shipped with dctnet (train = test, a smoke test)")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="the network's SGD learning rate (cosine schedule)")
+    p.add_argument("--lr", type=float, default=0.1,
+                   help="the network's SGD learning rate (annealed by a cosine over all steps)")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
+                   help="linear learning-rate warm-up over the first EPOCHS epochs (may be a fraction)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--limit", type=int, default=None, help="train on this many images (a random subset)")

@@ -6,7 +6,7 @@
 
 For each n in ``--frequencies`` a fresh paper_resnet is converted to the JPEG
 domain with ASM on n frequencies and trained there from scratch on DCT
-coefficients (``dctnet.training.fit``, SGD with a cosine schedule, the options
+coefficients (``dctnet.training.fit``, SGD with a per-step cosine schedule, the options
 of examples/train.py), then tested on the test split. Next to it, Figure 4b:
 ``--pixel-model`` (a pixel-domain model file, e.g. from examples/train.py)
 converted with ASM at the same n, without training. The paper's finding is
@@ -50,7 +50,8 @@ def train_one(args, data, n, log):
                     nesterov=True)
     history = training.fit(
         model, opt, (data.x_train, data.y_train), (data.x_test, data.y_test), epochs=args.epochs,
-        batch_size=args.batch_size, scheduler=optim.CosineAnnealingLR(opt, T_max=max(args.epochs, 1)),
+        batch_size=args.batch_size,
+        scheduler=training.cosine_schedule(opt, args.epochs, len(data.x_train), args.batch_size, args.warmup),
         seed=args.seed, augment=None if args.dataset == "mnist" or args.no_augment
         else lambda x, rng: augment(x, rng, "jpeg"), log=log)
     return history[-1]["test_acc"] if history else training.evaluate(model, data.x_test, data.y_test).accuracy

@@ -101,7 +101,8 @@ def main(argv=None):
         model = build(args, data)
         opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                         weight_decay=args.weight_decay, nesterov=True)
-        sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
+        world = distributed.world_size() if args.distributed else 1
+        sched = training.cosine_schedule(opt, args.epochs, len(data.x_train), args.batch_size, args.warmup, world)
         start, epochs, history = 0, args.epochs, []
     if args.distributed:
         if args.sync_bn:

@@ -202,7 +202,9 @@ def main(argv=None):
             print(f"no checkpoint at {last}: starting afresh")
         model, layer = build(args, data)
         optimizers = [opt for opt in make_optimizers(args, model, layer) if opt is not None]
-        sched = optim.CosineAnnealingLR(optimizers[0], T_max=args.epochs)
+        world = distributed.world_size() if args.distributed else 1
+        sched = training.cosine_schedule(optimizers[0], args.epochs, len(data.x_train), args.batch_size, args.warmup,
+                                         world)
         start, history, epochs = 0, [], args.epochs
         initial = None if layer is None else {"luma": layer.q_luma.data.tolist(), "chroma": layer.q_chroma.data.tolist()}
     kind = "no JPEG layer (baseline)" if layer is None else \

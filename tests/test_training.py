@@ -180,6 +180,38 @@ def test_stop_and_resume_ends_bit_identical(tmp_path, rng):
     assert model[4].weight.data.tolist() != small_net()[4].weight.data.tolist()  # Adam moved the head
 
 
+def test_a_per_step_schedule_steps_after_every_batch_and_resumes_bit_identical(tmp_path, rng):
+    x, y = blobs(rng, n=30)  # 4 steps per epoch at batch 8
+
+    def run():
+        model = small_net()
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+        return model, opt, training.cosine_schedule(opt, epochs=3, n=len(x), batch_size=8, warmup=0.5)
+
+    model, opt, sched = run()
+    assert (sched.total_steps, sched.warmup_steps) == (12, 2)
+    whole = training.fit(model, opt, (x, y), epochs=3, batch_size=8, scheduler=sched, log=None,
+                         columns=lambda: {"lr": opt.param_groups[0]["lr"]})
+    assert sched.last_epoch == 12 and opt.param_groups[0]["lr"] == 0.0  # annealed at the last step
+    lrs = [r["lr"] for r in whole]
+    assert lrs[0] == pytest.approx(0.05 * (1 + np.cos(np.pi * 2 / 10)))  # step 4 of 12, warm-up of 2
+    model2, opt2, sched2 = run()
+    training.fit(model2, opt2, (x, y), epochs=3, batch_size=8, scheduler=sched2, checkpoint=tmp_path / "p.h5",
+                 stop_after=1, log=None)
+    resumed = training.resume(tmp_path / "p.h5")
+    assert resumed.scheduler.per_step and resumed.scheduler.last_epoch == 4
+    training.fit(resumed.model, resumed.optimizers, (x, y), epochs=3, batch_size=8, scheduler=resumed.scheduler,
+                 start=resumed.start, history=resumed.history, log=None)
+    for (name, a), b in zip(model.state_dict().items(), resumed.model.state_dict().values()):
+        assert np.array_equal(a, b), name
+
+
+def test_steps_per_epoch_matches_the_loop():
+    assert training.steps_per_epoch(30, 8) == len(range(0, 30, 8))
+    assert training.steps_per_epoch(60000, 128) == 469
+    assert training.steps_per_epoch(101, 32, world_size=2) == len(range(0, 51, 16))
+
+
 def test_resume_without_a_file_or_from_a_plain_model_file(tmp_path):
     assert training.resume(tmp_path / "missing.h5") is None
     dctnet.save(small_net(), tmp_path / "model.h5", epoch=1)
