@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import datasets, nn, optim
+from . import datasets, engine, nn, optim
 from . import distributed as _mpi  # the module; the functions' ``distributed=`` flags would shadow its name
 from .autograd import Tensor, no_grad
 from .backend import asnumpy, get_array_module
@@ -315,6 +315,10 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     all stop together); ``epoch`` (counting from 1) is named in its error.
     ``scheduler`` (one whose ``per_step`` is True, such as
     :class:`dctnet.optim.WarmupCosineLR`) steps after every optimizer step.
+    The forward pass is :func:`dctnet.engine.forward`: ``model(x)``, with its
+    stock residual blocks computed by the fused CPU op (the same results up
+    to rounding, the same parameters and running statistics updated); other
+    layers, CuPy arrays and synchronized batch norms run as ``model(x)``.
     """
     optimizers = _as_list(optimizers)
     model.train()
@@ -327,7 +331,7 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
         idx = order[s:s + batch_size]
         xb, yb = x[idx], y[idx]
         inputs = xb if augment is None else augment(xb)
-        logits = model(Tensor(inputs))
+        logits = engine.forward(model, Tensor(inputs))
         loss = cross_entropy(logits, yb)
         for opt in optimizers:
             opt.zero_grad()
