@@ -90,6 +90,29 @@ def test_predict_takes_dct_pictures_for_a_jpeg_domain_model(rng):
                                training.predict(net, pixels), atol=1e-9)
 
 
+def test_predict_runs_the_fused_engine_where_it_can(monkeypatch, rng):
+    built = []
+    real = engine.fuse
+    monkeypatch.setattr(engine, "fuse", lambda m: built.append(m) or real(m))
+    model = tiny_resnet(np.float64).train()
+    x = rng.normal(size=(7, 1, 12, 10))
+    ref = training.predict(model, x, batch_size=3)
+    assert len(built) == 1 and model.training  # one snapshot for all batches; the mode restored
+    model.eval()
+    with dctnet.no_grad():
+        np.testing.assert_allclose(ref, model(Tensor(x)).data, rtol=1e-10, atol=1e-10)
+    x32 = x.astype(np.float32)
+    np.testing.assert_allclose(training.predict(model.astype(np.float32), x32), model(Tensor(x32)).data,
+                               rtol=2e-4, atol=2e-4)
+    assert len(built) == 2
+    # what fuse cannot run runs as the model itself
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 5 * 4, 3))
+    training.predict(pooled, x32)
+    with pytest.raises(TypeError, match="one floating dtype"):  # float64 input, float32 model: the model's error
+        training.predict(model, x)
+    assert len(built) == 2
+
+
 def test_evaluate_is_the_mean_loss_and_accuracy_of_one_pass(rng):
     model = small_net().astype(np.float64)
     x, y = blobs(rng, n=11)
