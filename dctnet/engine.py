@@ -491,7 +491,7 @@ def _stock_layers(block):
         domain = "pixel"
     elif all(type(m) is t for ms, t in ((convs, nn.DCTConv2d), (bns, nn.DCTBatchNorm), (relus, nn.ASMReLU))
              for m in ms):
-        if any(m._resolved() != "carried" for m in convs + bns + relus) or any(r.frequencies != 15 for r in relus):
+        if any(m.evaluation != "carried" for m in convs + bns + relus) or any(r.frequencies != 15 for r in relus):
             return None  # coefficients, or ASM below 15 frequencies: the layers' own ops
         domain = "carried"
     else:

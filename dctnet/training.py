@@ -338,8 +338,9 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     ``scheduler`` (one whose ``per_step`` is True, such as
     :class:`dctnet.optim.WarmupCosineLR`) steps after every optimizer step.
     The forward pass is :func:`dctnet.engine.forward`: ``model(x)``, with its
-    stock residual blocks computed by the fused CPU op (the same results up
-    to rounding, the same parameters and running statistics updated); other
+    stock residual blocks (pixel-domain, or JPEG-domain in the carried
+    evaluation with exact ReLU) computed by the fused CPU op: the same results
+    up to rounding, the same parameters and running statistics updated. Other
     layers, CuPy arrays and synchronized batch norms run as ``model(x)``.
     """
     optimizers = _as_list(optimizers)
