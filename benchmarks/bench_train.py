@@ -12,7 +12,10 @@ the median over rounds of each process's median images/s. Rows:
   PyTorch;
 * the SGD training step (forward, cross-entropy, backward, momentum update)
   at batch 40 and 128: the model itself, ``dctnet.engine.forward(model, x)``
-  (the fused residual blocks) and PyTorch.
+  (the fused residual blocks) and PyTorch;
+* the same step of the JPEG-domain network (``dctnet.convert(model)``, exact
+  ReLU, the carried evaluation) on the images' DCT coefficients: its own
+  layers and ``engine.forward`` (the ratio is to PyTorch's pixel step).
 
 The GEMM limit is measured in the same run: sgemm GFLOP/s (2048^3, NumPy,
 2 threads) divided by the network's FLOPs per image (forward; forward plus
@@ -45,6 +48,8 @@ ROWS = {  # row -> (framework, kind); kind decides what is timed
     "train step, model": ("dctnet", "train"),
     "train step, engine.forward": ("dctnet", "engine"),
     "train step, torch": ("torch", "train"),
+    "JPEG train step, model": ("dctnet", "jtrain"),
+    "JPEG train step, engine": ("dctnet", "jengine"),
 }
 
 
@@ -99,24 +104,29 @@ def dctnet_worker(kinds, seconds):
         model = dctnet_model()
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         fused = engine.fuse(model.eval())
+        jnet = dctnet.convert(dctnet_model())
+        jopt = optim.SGD(jnet.parameters(), lr=0.01, momentum=0.9)
+        coefficients = dctnet.to_dct(x).astype(np.float32)
 
         def infer():
             model.eval()
             with dctnet.no_grad():
                 model(dctnet.Tensor(x))
 
-        def step(forward):
+        def step(forward, net=model, optimizer=opt, inputs=x):
             def run():
-                model.train()
-                loss = F.cross_entropy(forward(dctnet.Tensor(x)), y)
-                opt.zero_grad()
+                net.train()
+                loss = F.cross_entropy(forward(dctnet.Tensor(inputs)), y)
+                optimizer.zero_grad()
                 loss.backward()
-                opt.step()
+                optimizer.step()
 
             return run
 
         runs = {"infer": infer, "fused": lambda: fused(x), "train": step(model),
-                "engine": step(lambda t: engine.forward(model, t))}
+                "engine": step(lambda t: engine.forward(model, t)),
+                "jtrain": step(jnet, jnet, jopt, coefficients),
+                "jengine": step(lambda t: engine.forward(jnet, t), jnet, jopt, coefficients)}
         for kind in kinds:
             load = busy_cores()
             results[f"{kind} {batch}"] = (timed(runs[kind], batch, seconds), load)
@@ -351,7 +361,8 @@ def main():
     print(f"\n{'row':28s} {'batch':>5s} {'dctnet img/s':>13s} {'torch img/s':>12s} {'ratio':>7s} "
           f"{'% limit':>8s} {'torch %':>8s}")
     for batch in BATCHES:
-        for what, kinds in (("inference", ("infer", "fused")), ("train step", ("train", "engine"))):
+        for what, kinds in (("inference", ("infer", "fused")), ("train step", ("train", "engine")),
+                            ("JPEG train step", ("jtrain", "jengine"))):
             limit = gemm * 1e9 / (fwd if what == "inference" else step)
             theirs = median("torch", f"{'infer' if what == 'inference' else 'train'} {batch}")
             for kind in kinds:

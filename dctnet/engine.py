@@ -46,6 +46,7 @@ import numpy as np
 from . import nn
 from .autograd import Tensor, as_tensor
 from .backend import is_cupy_array
+from .functional.carried import CarriedDCT, carry
 from .functional.channels_last import forward_images, weight_matrix
 from .functional.conv import MIN_TASKS
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
@@ -467,29 +468,58 @@ def _scratch(ws, name, shape, dtype):
 # ----------------------------------------------------------------------------- training
 
 
-def fused_block_state(block):
-    """The arguments of :func:`dctnet.functional.fused.residual_block` for ``block``,
-    or None when the block cannot take the fused path.
+def _stock_layers(block):
+    """("pixel" or "carried", its convs, its batch norms) when ``block`` is a stock
+    :class:`~dctnet.nn.ResidualBlock` that the fused op computes, else None.
 
-    The fused op computes exactly an :class:`~dctnet.nn.ResidualBlock` in
-    training mode whose layers are the stock ones (plain ``BatchNorm2d``,
-    not a synchronized one; bias-free convs) and whose parameters are NumPy
-    arrays.
+    "pixel": plain Conv2d/BatchNorm2d/ReLU layers. "carried": the same block
+    after :func:`dctnet.convert` with exact ReLU (15 frequencies) in the
+    carried evaluation, whose layers compute on the pixels that the
+    coefficients stand for (docs/design.md §4), so the pixel op computes them.
     """
     if type(block) is not nn.ResidualBlock or not block.training:
         return None
-    bns = [block.bn1, block.bn2]
-    convs = [block.conv1, block.conv2]
+    convs, bns = [block.conv1, block.conv2], [block.bn1, block.bn2]
     sc = block.shortcut
-    if type(sc) is nn.Sequential and len(sc) == 2 and type(sc[0]) is nn.Conv2d and type(sc[1]) is nn.BatchNorm2d:
+    if type(sc) is nn.Sequential and len(sc) == 2:
         convs.append(sc[0])
         bns.append(sc[1])
     elif type(sc) is not nn.Identity:
         return None
-    if any(type(b) is not nn.BatchNorm2d for b in bns) or any(type(c) is not nn.Conv2d or c.bias is not None for c in convs):
+    relus = [block.relu1, block.relu2]
+    if all(type(m) is t for ms, t in ((convs, nn.Conv2d), (bns, nn.BatchNorm2d), (relus, nn.ReLU)) for m in ms):
+        domain = "pixel"
+    elif all(type(m) is t for ms, t in ((convs, nn.DCTConv2d), (bns, nn.DCTBatchNorm), (relus, nn.ASMReLU))
+             for m in ms):
+        if any(m.evaluation != "carried" for m in convs + bns + relus) or any(r.frequencies != 15 for r in relus):
+            return None  # coefficients, or ASM below 15 frequencies: the layers' own ops
+        domain = "carried"
+    else:
         return None
-    if any(is_cupy_array(c.weight.data) for c in convs):
+    if any(c.bias is not None or is_cupy_array(c.weight.data) for c in convs):
         return None
+    s = block.conv1.stride
+    geometry = [(3, s, 1), (3, 1, 1)] + ([(1, s, 0)] if len(convs) == 3 else [])
+    if any(c.weight.shape[2:] != (k, k) or _pair(c.stride) != (st, st) or _pair(c.padding) != (p, p)
+           for c, (k, st, p) in zip(convs, geometry)) or not isinstance(s, (int, np.integer)):
+        return None  # the op's own geometry (3x3 convs, padding 1; a 1x1 projection) only
+    return domain, convs, bns
+
+
+def fused_block_state(block):
+    """The arguments of :func:`dctnet.functional.fused.residual_block` for ``block``
+    and its batch norms, or None when the block cannot take the fused path.
+
+    The fused op computes exactly an :class:`~dctnet.nn.ResidualBlock` in
+    training mode whose layers are the stock ones (plain ``BatchNorm2d``,
+    not a synchronized one; bias-free convs; ReLU), or those of its JPEG-domain
+    form in the carried evaluation with exact ReLU, and whose parameters are
+    NumPy arrays.
+    """
+    found = _stock_layers(block)
+    if found is None:
+        return None
+    _, convs, bns = found
     states = [BNState(b.weight, b.bias, b.running_mean, b.running_var, b.momentum, b.eps) for b in bns]
     shortcut = (convs[2].weight, states[2]) if len(convs) == 3 else None
     return dict(w1=block.conv1.weight, bn1=states[0], w2=block.conv2.weight, bn2=states[1],
@@ -503,7 +533,10 @@ def forward(model, x):
     The result and the gradients that flow back to ``model``'s parameters are
     those of ``model(x)`` up to rounding; running statistics and
     ``num_batches_tracked`` are updated as the BatchNorm2d layers update them.
-    In eval mode, and for every other layer, this is ``model(x)`` itself.
+    The JPEG-domain form of such a block (:func:`dctnet.convert`, exact ReLU,
+    the carried evaluation) takes the same op on the pixels that its
+    :class:`~dctnet.functional.CarriedDCT` signal holds. In eval mode, and for
+    every other layer, this is ``model(x)`` itself.
 
     >>> import numpy as np
     >>> from dctnet import models, nn, functional as F
@@ -514,22 +547,57 @@ def forward(model, x):
     >>> net[0].conv1.weight.grad.shape
     (16, 1, 3, 3)
     """
-    x, channels_last = _forward(model, x, False)
-    return ToChannelsFirst.apply(x) if channels_last else x
+    x, form = _forward(model, x, "plain")
+    return _plain(x, form)
 
 
-def _forward(model, x, channels_last):
-    """(output, whether it is channels-last): consecutive fused blocks pass NHWC
-    arrays to each other, and convert only where other layers take over."""
+def _plain(x, form):
+    """An activation of :func:`_forward` in the form the model's own layers take."""
+    if form == "plain":
+        return x
+    pixels = ToChannelsFirst.apply(x)
+    return pixels if form == "nhwc" else CarriedDCT(pixels)
+
+
+def _forward(model, x, form):
+    """(output, its form): consecutive fused blocks pass NHWC arrays to each other,
+    and convert only where other layers take over. ``form`` is "plain" (what
+    the model's layers take and give), "nhwc" (pixels, channels-last) or
+    "carried" (channels-last pixels of a CarriedDCT signal)."""
     if type(model) is nn.Sequential:
         for layer in model:
-            x, channels_last = _forward(layer, x, channels_last)
-        return x, channels_last
-    found = fused_block_state(model)
-    if found is None:
-        return model(ToChannelsFirst.apply(x) if channels_last else x), False
-    kwargs, bns = found
+            x, form = _forward(layer, x, form)
+        return x, form
+    found = _stock_layers(model)
+    nhwc = None if found is None else _entry(found[0], model, x, form)
+    if nhwc is None:
+        return model(_plain(x, form)), "plain"
+    kwargs, bns = fused_block_state(model)
     for bn in bns:
         bn.num_batches_tracked += 1
-    x = x if channels_last else ToChannelsLast.apply(as_tensor(x))
-    return residual_block(x, channels_last=True, **kwargs), True
+    return residual_block(nhwc, channels_last=True, **kwargs), ("carried" if found[0] == "carried" else "nhwc")
+
+
+def _entry(domain, block, x, form):
+    """``x`` as the fused op takes it (NHWC pixels), or None where ``block``'s own
+    layers must run (the other domain's signal, or a carried output that would
+    not be whole 8x8 blocks: the layers give their error)."""
+    want = "carried" if domain == "carried" else "nhwc"
+    if form not in ("plain", want):
+        return None
+    if domain == "pixel":
+        if form == "nhwc":
+            return x
+        return None if isinstance(x, CarriedDCT) or getattr(x, "ndim", 0) != 4 else ToChannelsLast.apply(as_tensor(x))
+    if form == "carried":
+        h, w = x.shape[1:3]
+    elif isinstance(x, CarriedDCT):
+        h, w = x.pixels.shape[2:]
+    elif getattr(x, "ndim", 0) == 5 and x.shape[-1] == 64:  # coefficients
+        h, w = 8 * x.shape[2], 8 * x.shape[3]
+    else:
+        return None
+    s = block.conv1.stride
+    if ((h - 1) // s + 1) % 8 or ((w - 1) // s + 1) % 8:
+        return None
+    return x if form == "carried" else ToChannelsLast.apply(carry(x).pixels)

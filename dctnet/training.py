@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import datasets, nn, optim
+from . import datasets, engine, nn, optim
 from . import distributed as _mpi  # the module; the functions' ``distributed=`` flags would shadow its name
 from .autograd import Tensor, no_grad
 from .backend import asnumpy, get_array_module
@@ -147,6 +147,10 @@ def predict(model, x, batch_size=500):
 
     Evaluation mode without gradients; each module's train/eval mode is
     restored afterwards. ``x``: pixels or DCT-domain pictures (NumPy or CuPy).
+    A pixel-domain NumPy model built from the layers of
+    :data:`dctnet.engine.SUPPORTED` runs as the folded inference network
+    :func:`dctnet.engine.fuse` (a snapshot taken now; the same logits up to
+    rounding); any other runs as ``model(x)``.
 
     >>> import numpy as np
     >>> from dctnet import nn
@@ -161,12 +165,30 @@ def predict(model, x, batch_size=500):
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
+        run = engine.fuse(model) if _fusable(model, x) else model
         with no_grad():
-            return np.concatenate([asnumpy(model(Tensor(x[s:s + batch_size])).data)
+            return np.concatenate([asnumpy(run(Tensor(x[s:s + batch_size])).data)
                                    for s in range(0, len(x), batch_size)])
     finally:
         for module, mode in modes:  # parents first, so every module ends in its own mode
             module.train(mode)
+
+
+_FUSABLE = tuple(getattr(nn, name) for name in engine.SUPPORTED)
+
+
+def _fusable(model, x) -> bool:
+    """Whether :func:`dctnet.engine.fuse` runs ``model`` on ``x``: NumPy input of the
+    parameters' float dtype, and only the layers it knows (plain or synchronized BN)."""
+    if not isinstance(x, np.ndarray) or not isinstance(model, nn.Module):
+        return False
+    dtypes = {p.data.dtype for p in model.parameters()}
+    if dtypes != {x.dtype} or x.dtype not in (np.float32, np.float64):
+        return False
+    if any(not isinstance(p.data, np.ndarray) for p in model.parameters()):
+        return False
+    return all((type(m) in _FUSABLE or isinstance(m, nn.BatchNorm2d))
+               and getattr(m, "input_domain", "pixel") != "jpeg" for m in model.modules())
 
 
 def evaluate(model, x, y, batch_size=500, distributed=False) -> Evaluation:
@@ -315,6 +337,11 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
     all stop together); ``epoch`` (counting from 1) is named in its error.
     ``scheduler`` (one whose ``per_step`` is True, such as
     :class:`dctnet.optim.WarmupCosineLR`) steps after every optimizer step.
+    The forward pass is :func:`dctnet.engine.forward`: ``model(x)``, with its
+    stock residual blocks (pixel-domain, or JPEG-domain in the carried
+    evaluation with exact ReLU) computed by the fused CPU op: the same results
+    up to rounding, the same parameters and running statistics updated. Other
+    layers, CuPy arrays and synchronized batch norms run as ``model(x)``.
     """
     optimizers = _as_list(optimizers)
     model.train()
@@ -327,7 +354,7 @@ def train_epoch(model, optimizers, x, y, order, batch_size, augment=None, desc=N
         idx = order[s:s + batch_size]
         xb, yb = x[idx], y[idx]
         inputs = xb if augment is None else augment(xb)
-        logits = model(Tensor(inputs))
+        logits = engine.forward(model, Tensor(inputs))
         loss = cross_entropy(logits, yb)
         for opt in optimizers:
             opt.zero_grad()

@@ -204,3 +204,67 @@ def test_engine_training_is_reproducible(rng):
     for other in states[1:]:
         for k in states[0]:
             np.testing.assert_array_equal(other[k], states[0][k], err_msg=k)
+
+
+def test_engine_forward_keeps_blocks_it_cannot_fuse_on_their_own_layers(rng):
+    block = nn.ResidualBlock(2, 3, 2)
+    block.relu1 = nn.Identity()  # not the stock activation
+    assert engine.fused_block_state(block) is None
+    block = nn.ResidualBlock(2, 3, 1)
+    block.conv1.padding = 2  # not the op's geometry
+    assert engine.fused_block_state(block) is None
+
+
+def carried_pair(dtype, frequencies=15):
+    """The JPEG-domain paper_resnet (carried evaluation) twice, with the same weights."""
+    nn.manual_seed(3)
+    pixel = randomize_batch_norms(models.paper_resnet(2, 10, widths=(4, 6, 8), mean=[120.0, 110.0], std=[60.0, 50.0]),
+                                  np.random.default_rng(1)).train()
+    pair = [dctnet.convert(copy_of(pixel, dtype), relu_frequencies=frequencies) for _ in range(2)]
+    assert {m.evaluation for m in pair[0].modules() if m.input_domain == "jpeg"} == {"carried"}
+    return pair
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_engine_forward_fuses_the_carried_jpeg_blocks(monkeypatch, rng, dtype):
+    fused = []
+    real = engine.residual_block
+    monkeypatch.setattr(engine, "residual_block", lambda *a, **k: fused.append(1) or real(*a, **k))
+    ours, theirs = carried_pair(dtype)
+    assert all(engine.fused_block_state(m) is not None for m in ours.modules() if isinstance(m, nn.ResidualBlock))
+    pixels = rng.uniform(0, 255, (3, 2, 32, 64)).astype(dtype)  # non-square; 32x64 -> 16x32 -> 8x16: whole blocks
+    coefficients = dctnet.to_dct(pixels).astype(dtype)
+    y = rng.integers(0, 10, 3)
+    tol = TOLERANCE[dtype] if dtype == np.float64 else dict(rtol=1e-3, atol=1e-4)
+    xs, outs = [], []
+    for model, forward in ((ours, engine.forward), (theirs, lambda m, t: m(t))):
+        x = Tensor(coefficients.copy(), requires_grad=True)
+        out = forward(model, x)
+        F.cross_entropy(out, y).backward()
+        xs.append(x.grad)
+        outs.append(out.data)
+    assert len(fused) == 3
+    np.testing.assert_allclose(outs[0], outs[1], **tol)
+    np.testing.assert_allclose(xs[0], xs[1], **tol)  # down to the input coefficients
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, err_msg=name, **tol)
+    # then SGD steps: weights, running statistics, num_batches_tracked
+    np.testing.assert_allclose(train_steps(ours, engine.forward, coefficients, y),
+                               train_steps(theirs, lambda m, t: m(t), coefficients, y), **tol)
+    a, b = ours.state_dict(), theirs.state_dict()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], err_msg=k, **tol)
+    assert int(a["1.bn1.num_batches_tracked"]) == 4
+
+
+def test_engine_forward_leaves_asm_and_partial_blocks_to_the_layers(rng):
+    ours, theirs = carried_pair(np.float64, frequencies=8)  # ASM below 15 frequencies: the layers' own ops
+    assert all(engine.fused_block_state(m) is None for m in ours.modules() if isinstance(m, nn.ResidualBlock))
+    x = dctnet.to_dct(rng.uniform(0, 255, (2, 2, 32, 32)))
+    np.testing.assert_array_equal(engine.forward(ours, x).data, theirs(Tensor(x)).data)
+    exact, _ = carried_pair(np.float64)
+    odd = dctnet.to_dct(rng.uniform(0, 255, (2, 2, 16, 16)))  # 16 -> 8 -> 4 pixels: not whole blocks
+    with pytest.raises(ValueError, match="whole number of 8x8 blocks"):
+        exact(Tensor(odd))
+    with pytest.raises(ValueError, match="whole number of 8x8 blocks"):
+        engine.forward(exact, odd)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dctnet
-from dctnet import Tensor, augment, nn, optim, plots, training
+from dctnet import Tensor, augment, engine, models, nn, optim, plots, training
 from dctnet.functional import cross_entropy
 
 
@@ -88,6 +88,29 @@ def test_predict_takes_dct_pictures_for_a_jpeg_domain_model(rng):
     jpeg = dctnet.convert(net)
     np.testing.assert_allclose(training.predict(jpeg, dctnet.to_dct(pixels), batch_size=2),
                                training.predict(net, pixels), atol=1e-9)
+
+
+def test_predict_runs_the_fused_engine_where_it_can(monkeypatch, rng):
+    built = []
+    real = engine.fuse
+    monkeypatch.setattr(engine, "fuse", lambda m: built.append(m) or real(m))
+    model = tiny_resnet(np.float64).train()
+    x = rng.normal(size=(7, 1, 12, 10))
+    ref = training.predict(model, x, batch_size=3)
+    assert len(built) == 1 and model.training  # one snapshot for all batches; the mode restored
+    model.eval()
+    with dctnet.no_grad():
+        np.testing.assert_allclose(ref, model(Tensor(x)).data, rtol=1e-10, atol=1e-10)
+    x32 = x.astype(np.float32)
+    np.testing.assert_allclose(training.predict(model.astype(np.float32), x32), model(Tensor(x32)).data,
+                               rtol=2e-4, atol=2e-4)
+    assert len(built) == 2
+    # what fuse cannot run runs as the model itself
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 5 * 4, 3))
+    training.predict(pooled, x32)
+    with pytest.raises(TypeError, match="one floating dtype"):  # float64 input, float32 model: the model's error
+        training.predict(model, x)
+    assert len(built) == 2
 
 
 def test_evaluate_is_the_mean_loss_and_accuracy_of_one_pass(rng):
@@ -204,6 +227,62 @@ def test_a_per_step_schedule_steps_after_every_batch_and_resumes_bit_identical(t
                  start=resumed.start, history=resumed.history, log=None)
     for (name, a), b in zip(model.state_dict().items(), resumed.model.state_dict().values()):
         assert np.array_equal(a, b), name
+
+
+def tiny_resnet(dtype=np.float32):
+    """paper_resnet at small widths: every residual block takes the engine's fused op in training."""
+    nn.manual_seed(4)
+    return models.paper_resnet(1, 3, widths=(3, 4, 6), mean=[0.5], std=[0.7]).astype(dtype)
+
+
+def test_train_epoch_computes_residual_blocks_with_the_engine(monkeypatch, rng):
+    x, y = blobs(rng, n=20)
+    fused = []
+    real = engine.residual_block
+    monkeypatch.setattr(engine, "residual_block", lambda *a, **k: fused.append(1) or real(*a, **k))
+    model = tiny_resnet(np.float64)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    result = training.train_epoch(model, opt, x.astype(np.float64), y, np.arange(20), batch_size=8)
+    assert len(fused) == 3 * 3  # three blocks in each of the three steps
+
+    # the same steps through the model's own layers give the same weights and running statistics
+    twin = tiny_resnet(np.float64)
+    opt2 = optim.SGD(twin.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    total = 0.0
+    for s in range(0, 20, 8):
+        loss = cross_entropy(twin(Tensor(x[s:s + 8].astype(np.float64))), y[s:s + 8])
+        opt2.zero_grad()
+        loss.backward()
+        opt2.step()
+        total += loss.item() * len(y[s:s + 8])
+    assert result.seen == 20 and result.loss == pytest.approx(total, rel=1e-10)
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10, err_msg=name)
+
+
+def test_fit_through_the_engine_is_reproducible_and_resumes_bit_identical(tmp_path, rng):
+    x, y = blobs(rng, n=24)
+    kw = dict(epochs=3, batch_size=8, seed=5, augment=lambda xb, g: augment.random_flip_crop(xb, g, pad=1), log=None)
+
+    def run():
+        model = tiny_resnet()
+        return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+
+    model, opt = run()
+    whole = training.fit(model, opt, (x, y), (x, y), **kw)
+    again, opt2 = run()
+    training.fit(again, opt2, (x, y), (x, y), **kw)
+    first, opt3 = run()
+    training.fit(first, opt3, (x, y), (x, y), checkpoint=tmp_path / "r.h5", stop_after=1, **kw)
+    resumed = training.resume(tmp_path / "r.h5")
+    rest = training.fit(resumed.model, resumed.optimizers, (x, y), (x, y), start=resumed.start,
+                        history=resumed.history, **kw)
+    for other in (again, resumed.model):  # the same seed: the same bits, resumed or not
+        for (name, a), b in zip(model.state_dict().items(), other.state_dict().values()):
+            assert np.array_equal(a, b), name
+    timing = {"seconds", "img_per_s"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in rest] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in whole]
 
 
 def test_steps_per_epoch_matches_the_loop():
