@@ -166,7 +166,7 @@ def main(argv=None):
                         help="run lengths, each its own run with its own schedule (default 1,4)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1, each reported (default 1)")
     parser.add_argument("--limit", type=int, default=None,
-                        help="a smoke run: this many training images (a random subset) and test images")
+                        help="this many training images (a random subset) and test images at most (a quick or smoke run)")
     parser.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
                         help="linear warm-up over the first EPOCHS epochs, on both sides (default none)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
@@ -194,7 +194,7 @@ def main(argv=None):
     print(f"paper_resnet on MNIST (1x32x32), SGD lr {LR} Nesterov {MOMENTUM} wd {WEIGHT_DECAY}, batch {BATCH}, "
           f"per-step cosine{f' after {args.warmup:g} epochs of warm-up' if args.warmup else ''}; "
           f"same initial weights and data order; each run in its own process, {os.cpu_count()} cores"
-          f"{f'; {args.limit} images (smoke run)' if args.limit else ''}")
+          f"{f'; a subset: {args.limit} training images, {args.limit} test images at most' if args.limit else ''}")
     rows, runs = [], []
     for seed in range(args.seeds):
         for i, epochs in enumerate(args.epochs):
