@@ -1,6 +1,6 @@
 """paper_resnet on MNIST, one training recipe in dctnet and in PyTorch (CPU): test accuracy and training time.
 
-    python benchmarks/bench_recipe.py [--epochs 1,4] [--seeds 1] [--limit N] [--out runs/bench_recipe]
+    python benchmarks/bench_recipe.py [--epochs 1,4] [--seeds 1] [--first-seed 0] [--limit N] [--out runs/bench_recipe]
 
 The recipe, the same on both sides: ``dctnet.models.paper_resnet`` (1 input
 channel, 10 classes, the input normalization in the model), MNIST padded to
@@ -164,7 +164,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=positive_list, default=[1, 4],
                         help="run lengths, each its own run with its own schedule (default 1,4)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1, each reported (default 1)")
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds, each reported (default 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the seeds are K, K+1, ... (default 0)")
     parser.add_argument("--limit", type=int, default=None,
                         help="this many training images (a random subset) and test images at most (a quick or smoke run)")
     parser.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
@@ -180,8 +181,8 @@ def main(argv=None):
     if args.worker:
         print(json.dumps((dctnet_worker if args.worker == "dctnet" else torch_worker)(args)))
         return None
-    if args.seeds < 1 or (args.limit is not None and args.limit < 1):
-        parser.error("--seeds and --limit must be positive")
+    if args.seeds < 1 or args.first_seed < 0 or (args.limit is not None and args.limit < 1):
+        parser.error("--seeds and --limit must be positive, --first-seed 0 or more")
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     unknown = sorted(set(frameworks) - set(FRAMEWORKS))
     if unknown or not frameworks:
@@ -196,7 +197,7 @@ def main(argv=None):
           f"same initial weights and data order; each run in its own process, {os.cpu_count()} cores"
           f"{f'; a subset: {args.limit} training images, {args.limit} test images at most' if args.limit else ''}")
     rows, runs = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for i, epochs in enumerate(args.epochs):
             order = frameworks if (seed + i) % 2 == 0 else frameworks[::-1]  # alternate who goes first
             result = {f: spawn(f, epochs, seed, args) for f in order}
