@@ -35,7 +35,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from common import torch_model
 
 BATCH, LR, MOMENTUM, WEIGHT_DECAY = 128, 0.1, 0.9, 5e-4
