@@ -108,7 +108,7 @@ def torch_worker(args):
             loss.backward()
             opt.step()
             sched.step()
-            summed += float(loss) * len(idx)
+            summed += loss.item() * len(idx)
         losses.append(summed / n)
     seconds = time.perf_counter() - tic
     net.eval()
