@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+from common import torch_model
+
 MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
 BATCHES = (40, 128)
 ROWS = {  # row -> (framework, kind); kind decides what is timed
@@ -131,48 +133,6 @@ def dctnet_worker(kinds, seconds):
             load = busy_cores()
             results[f"{kind} {batch}"] = (timed(runs[kind], batch, seconds), load)
     return results
-
-
-def torch_model(model):
-    """The same network in PyTorch, weights copied from the dctnet model in registration order."""
-    import torch
-    from torch import nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-    class Net(nn.Module):
-        def __init__(self, mean, std):
-            super().__init__()
-            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
-            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
-            self.blocks = nn.Sequential(Block(3, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
-            self.fc = nn.Linear(64, 10)
-
-        def forward(self, x):
-            x = self.blocks((x - self.mean) / self.std)
-            return self.fc(x.mean(dim=(2, 3)))
-
-    net = Net(MEAN, STD)
-    ours = [p.numpy() for _, p in model.named_parameters()]
-    theirs = list(net.parameters())
-    if [a.shape for a in ours] != [tuple(t.shape) for t in theirs]:
-        raise RuntimeError("parameter layouts differ between the dctnet and PyTorch networks")
-    with torch.no_grad():
-        for a, t in zip(ours, theirs):
-            t.copy_(torch.from_numpy(a))
-    return net
 
 
 def torch_worker(kinds, seconds, threads):

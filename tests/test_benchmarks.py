@@ -1,0 +1,67 @@
+"""Benchmark scripts: smoke runs (no timing assertions) and the PyTorch twin they compare against."""
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dctnet
+from dctnet import nn
+from dctnet.models import paper_resnet
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_common():
+    spec = importlib.util.spec_from_file_location("bench_common", BENCHMARKS / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_recipe_smoke_run_writes_its_table(tmp_path, data_dir):
+    out = tmp_path / "recipe"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_recipe.py"), "--limit", "200", "--epochs", "1",
+                           "--frameworks", "dctnet", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with open(out / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["epochs"], r["seed"], r["torch_test_acc"]) for r in rows] == [("1", "0", "")]
+    assert 0 <= float(rows[0]["dctnet_test_acc"]) <= 1
+    table = (out / "table.md").read_text()
+    assert table.startswith("| epochs | seed | dctnet test accuracy | torch test accuracy |")
+    assert "dctnet test accuracy" in done.stdout
+
+
+def test_bench_recipe_refuses_bad_options(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_recipe.py"), "--epochs", "1,0",
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode != 0 and "positive integers" in done.stderr
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "bench_recipe.py"), "--frameworks", "jax",
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode != 0 and "--frameworks" in done.stderr
+
+
+@pytest.mark.parametrize("channels, mean, std", [(1, [33.32], [76.83]), (3, [125.3, 123.0, 113.9], [63.0, 62.1, 66.7])])
+def test_torch_twin_computes_what_the_model_does(channels, mean, std):
+    torch = pytest.importorskip("torch")
+    nn.manual_seed(3)
+    model = paper_resnet(channels, 10, mean=mean, std=std)
+    net = load_common().torch_model(model)
+    x = np.random.default_rng(0).uniform(0, 255, (6, channels, 32, 32)).astype(np.float32)
+    for train in (True, False):  # batch statistics, then the running statistics both updated
+        model.train(train)
+        net.train(train)
+        with dctnet.no_grad(), torch.no_grad():
+            ours, theirs = model(dctnet.Tensor(x)).numpy(), net(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_torch_twin_refuses_another_network():
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="paper_resnet"):
+        load_common().torch_model(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
