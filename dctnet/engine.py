@@ -119,7 +119,7 @@ class _Conv(_Step):
         self.wt = weight_matrix(self.w.astype(dtype))
         self.b = self.bias.astype(dtype)
         if self.mask is not None:
-            self.bk = _low_pass_rows(self.mask[0], dtype)
+            _low_pass_matrices(self, dtype)
 
     def out_shape(self, shape, where):
         if shape[0] != self.w.shape[1]:
@@ -164,13 +164,16 @@ class _LowPass(_Step):
         self.output(src.channels)
 
     def finish(self, dtype):
-        self.bk = _low_pass_rows(self.mask[0], dtype)
-        self.zeros = np.zeros(0, dtype)
+        _low_pass_matrices(self, dtype)
 
 
-def _low_pass_rows(k, dtype):
-    """``B_k`` (k, 64): the first k zigzag DCT basis rows, natural pixel order."""
-    return np.ascontiguousarray(block_dct_matrix(np.float64)[:k].astype(dtype))
+def _low_pass_matrices(step, dtype):
+    """``step.bk`` (k, 64), the first k zigzag DCT basis rows (natural pixel order), and its
+    transpose ``bkt``; or ``proj = B_k^T B_k`` (64, 64) when k >= 32."""
+    k = step.mask[0]
+    bk = block_dct_matrix(np.float64)[:k]
+    step.proj = np.ascontiguousarray((bk.T @ bk).astype(dtype)) if k >= 32 else None
+    step.bk, step.bkt = np.ascontiguousarray(bk.astype(dtype)), np.ascontiguousarray(bk.T.astype(dtype))
 
 
 class _Pool(_Step):
@@ -581,9 +584,8 @@ class FusedNet:
                 if step.relu:
                     np.maximum(target, 0, out=target)
             elif isinstance(step, _LowPass):
-                target[...] = arrays[step.src.id]
-                lowpass_kernels.bias_lowpass_images(target, np.zeros(target.shape[3], dtype), target, False,
-                                                    step.bk, step.mask[1])
+                src = arrays[step.src.id]
+                _low_pass(src, np.zeros(src.shape[3], dtype), src, False, step, ws, target)
             elif isinstance(step, _Pool):
                 np.mean(arrays[step.src.id], axis=(1, 2), out=target)
             elif isinstance(step, _Flatten):
@@ -618,14 +620,30 @@ def _conv(step, x, target, res, ws, dtype):
             conv_kernels.bias_act_mean_rows(p3, step.b, r3, r is not None, step.relu, target[s : s + m])
         elif step.mask is not None:  # ASM/APX below 15 frequencies: whole images, whole blocks
             y4 = piece.reshape(m, ho, wo, o)
-            r4 = y4 if r is None else r.reshape(m, ho, wo, o)
-            lowpass_kernels.bias_lowpass_images(y4, step.b, r4, r is not None, step.bk, step.mask[1])
+            _low_pass(y4, step.b, y4 if r is None else r.reshape(m, ho, wo, o), r is not None, step, ws)
         elif r is None:
             conv_kernels.bias_act_rows(piece, step.b, step.relu)
         else:
             conv_kernels.bias_add_act_rows(piece, step.b, r, step.relu)
 
     forward_images(x, step.wt, step.kernel, step.stride, ph, pw, y, epilogue)
+
+
+def _low_pass(y, bias, res, has_res, step, ws, target=None):
+    """ASM/APX of ``y + bias (+ res)`` (M, H, W, C) into ``target`` (default: ``y``, in place):
+    the blocks as one (64, blocks*C) matrix, projected by two GEMMs (or one with the
+    64x64 projection when k >= 32, fewer multiply-adds)."""
+    m, h, w, c = y.shape
+    cols = m * h * w // 64 * c
+    t = _scratch(ws, "lowpass.t", (64, cols), y.dtype)
+    lowpass_kernels.gather_blocks(y, bias, res, has_res, t)
+    low = _scratch(ws, "lowpass.low", (64, cols), y.dtype)
+    if step.proj is not None:
+        np.matmul(step.proj, t, out=low)
+    else:
+        coef = np.matmul(step.bk, t, out=_scratch(ws, "lowpass.coef", (step.bk.shape[0], cols), y.dtype))
+        np.matmul(step.bkt, coef, out=low)
+    lowpass_kernels.scatter_masked(t, low, step.mask[1], y if target is None else target)
 
 
 def _scratch(ws, name, shape, dtype):
