@@ -51,9 +51,10 @@ from .functional.carried import CarriedDCT
 from .functional.conv import MIN_TASKS
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .kernels import conv as conv_kernels
+from .kernels import jpeg_input as jpeg_input_kernels
 from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
-from .transform import block_dct_matrix, frequency_count, from_dct
+from .transform import block_dct_matrix, frequency_count
 
 __all__ = ["fuse", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
 
@@ -428,6 +429,7 @@ class FusedNet:
         self._output = builder.module(model, self._input, "model")
         self._steps, self._where = builder.steps, builder.where
         self.input_domain = "jpeg" if "jpeg" in builder.domains else "pixel"
+        self._basis = block_dct_matrix(self.dtype)  # coefficients in: the inverse DCT
         for step in self._steps:
             step.finish(self.dtype)
         self._shapes = {}  # input shape (C, H, W) -> {value id: per-image shape}
@@ -466,8 +468,9 @@ class FusedNet:
         return known
 
     def __call__(self, x):
+        layout = "nchw"
         if self.input_domain == "jpeg":
-            x = self._jpeg_pixels(x)
+            x, layout = self._jpeg_input(x)
         else:
             x = x.data if isinstance(x, Tensor) else x
             if is_cupy_array(x):
@@ -476,7 +479,7 @@ class FusedNet:
             if x.ndim != 4:
                 raise ValueError(f"a FusedNet expects x of shape (N, C, H, W), found shape {x.shape}")
         self._check_dtype(x)
-        return self._execute(np.ascontiguousarray(x), False, False)
+        return self._execute(np.ascontiguousarray(x), layout, False)
 
     def channels_last(self, x, affine_applied=False):
         """The network on pixels ``x`` (N, H, W, C), a NumPy array of the plan's dtype.
@@ -500,16 +503,17 @@ class FusedNet:
         if self.input_domain == "jpeg" and (x.shape[1] % 8 or x.shape[2] % 8):
             raise ValueError(f"a JPEG-domain plan takes whole 8x8 blocks, found {x.shape[1]}x{x.shape[2]} pixels")
         self._check_dtype(x)
-        return self._execute(np.ascontiguousarray(x), True, affine_applied)
+        return self._execute(np.ascontiguousarray(x), "nhwc", affine_applied)
 
     def _check_dtype(self, x):
         if x.dtype != self.dtype:
             raise TypeError(f"this FusedNet computes in {self.dtype}, found x of dtype {x.dtype}; cast it with .astype(np.{self.dtype})")
 
-    def _jpeg_pixels(self, x):
-        """Coefficients or a CarriedDCT -> the (N, C, H, W) pixels they stand for."""
+    def _jpeg_input(self, x):
+        """(array, layout): a CarriedDCT's (N, C, H, W) pixels, or coefficients (N, C, BH, BW, 64),
+        which each task transforms straight into its channels-last input."""
         if isinstance(x, CarriedDCT):
-            x = x.pixels.data
+            x, layout = x.pixels.data, "nchw"
         else:
             x = x.data if isinstance(x, Tensor) else x
             shape = getattr(x, "shape", None)
@@ -518,28 +522,30 @@ class FusedNet:
                                  f"CarriedDCT, found {type(x).__name__} of shape {shape}")
             if is_cupy_array(x):
                 raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
-            self._check_dtype(x)
-            x = from_dct(x)
+            layout = "coefficients"
         if is_cupy_array(x):
             raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
-        return np.asarray(x)
+        return np.asarray(x), layout
 
-    def _execute(self, x, nhwc, affine_applied):
-        """The plan over ``x`` (NCHW, or NHWC when ``nhwc``), task by task."""
+    def _execute(self, x, layout, affine_applied):
+        """The plan over ``x`` ("nchw", "nhwc" or "coefficients" ``layout``), task by task."""
+        if layout == "coefficients":
+            shape = (x.shape[1], 8 * x.shape[2], 8 * x.shape[3])
+        else:
+            shape = (x.shape[3],) + x.shape[1:3] if layout == "nhwc" else x.shape[1:]
         with self._lock:
-            shape = (x.shape[3],) + x.shape[1:3] if nhwc else x.shape[1:]
             shapes = self.shapes(shape)
             n = x.shape[0]
             out = np.empty((n,) + shapes[self._output.id], self.dtype)
-            if not self._steps or (affine_applied and len(self._steps) == 1):  # only Identity layers (or the affine)
-                out[...] = x.transpose(0, 3, 1, 2) if nhwc else x
+            if not self._steps or (affine_applied and len(self._steps) == 1):  # only Identity layers (or the affine); pixels
+                out[...] = x.transpose(0, 3, 1, 2) if layout == "nhwc" else x
                 return self._result(out)
             images = max(1, min(TASK_IMAGES, -(-n // MIN_TASKS)))
 
             def task(worker, t):
                 start = t * images
                 ws = self._spaces.setdefault(worker, {})
-                self._run(shapes, x[start : start + images], out[start : start + images], ws, nhwc, affine_applied)
+                self._run(shapes, x[start : start + images], out[start : start + images], ws, layout, affine_applied)
 
             parallel_for(task, -(-n // images))
         return self._result(out)
@@ -549,7 +555,7 @@ class FusedNet:
             return CarriedDCT(Tensor(out))
         return Tensor(out)
 
-    def _run(self, shapes, x, out, ws, nhwc=False, affine_applied=False):
+    def _run(self, shapes, x, out, ws, layout="nchw", affine_applied=False):
         """One task: its images through every step; the output value lands in ``out``."""
         count, dtype = x.shape[0], self.dtype
 
@@ -561,11 +567,14 @@ class FusedNet:
             return _scratch(ws, v.id, (count,) + shape, dtype)
 
         steps = self._steps
-        if nhwc:
+        if layout == "nhwc":
             arrays = {self._input.id: x}
         else:
             arrays = {self._input.id: buffer(self._input)}
-            conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
+            if layout == "coefficients":
+                jpeg_input_kernels.idct_nhwc(x, self._basis, arrays[self._input.id])
+            else:
+                conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
         if affine_applied:
             arrays[steps[0].dst.id] = arrays.pop(self._input.id)
             steps = steps[1:]

@@ -61,3 +61,24 @@ def add_component(coef, tables, basis, fy, fx, weights, out):
                                     break
                                 for c in range(r):
                                     out[m, y, x, c] += weights[c] * v
+
+
+@njit(nogil=True, cache=True)
+def idct_nhwc(coef, basis, out):
+    """``out`` (N, 8*BH, 8*BW, C) = the blockwise inverse DCT of ``coef`` (N, C, BH, BW, 64),
+    zigzag, by ``basis`` (64 zigzag, 64 natural pixels): coefficients to the engine's input."""
+    n, c, bh, bw, _ = coef.shape
+    pix = np.empty(64, out.dtype)
+    for m in range(n):
+        for ch in range(c):
+            for by in range(bh):
+                for bx in range(bw):
+                    pix[:] = 0
+                    for q in range(64):
+                        v = coef[m, ch, by, bx, q]
+                        if v != 0:
+                            for p in range(64):
+                                pix[p] += v * basis[q, p]
+                    for i in range(8):
+                        for j in range(8):
+                            out[m, 8 * by + i, 8 * bx + j, ch] = pix[8 * i + j]
