@@ -54,7 +54,7 @@ from .kernels import conv as conv_kernels
 from .kernels import jpeg_input as jpeg_input_kernels
 from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
-from .transform import block_dct_matrix, frequency_count
+from .transform import block_dct_matrix, dct_matrix, frequency_count
 
 __all__ = ["fuse", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
 
@@ -109,7 +109,7 @@ class _Conv(_Step):
         self.src, self.w, self.bias = src, w, bias
         self.kernel, self.stride, self.padding = tuple(w.shape[2:]), stride, padding
         self.relu, self.res, self.pool = False, None, False
-        self.mask = None  # (k, apx): the ASM/APX ReLU of n < 15 frequencies in the epilogue
+        self.mask = None  # (n, apx): the ASM/APX ReLU of n < 15 frequencies in the epilogue
         self.output(w.shape[0])
 
     def fold_affine(self, scale, shift):
@@ -119,8 +119,7 @@ class _Conv(_Step):
     def finish(self, dtype):
         self.wt = weight_matrix(self.w.astype(dtype))
         self.b = self.bias.astype(dtype)
-        if self.mask is not None:
-            _low_pass_matrices(self, dtype)
+        self.d = dct_matrix(np.float64).astype(dtype)  # for the mask, if any
 
     def out_shape(self, shape, where):
         if shape[0] != self.w.shape[1]:
@@ -158,23 +157,14 @@ class _Add(_Step):
 
 
 class _LowPass(_Step):
-    """``dst = ASM/APX(src)`` at ``k`` < 64 coefficients, where it could not ride on a conv's epilogue."""
+    """``dst = ASM/APX(src)`` at ``n`` < 15 frequencies, where it could not ride on a conv's epilogue."""
 
-    def __init__(self, src, k, apx):
-        self.src, self.mask = src, (k, apx)
+    def __init__(self, src, n, apx):
+        self.src, self.mask = src, (n, apx)
         self.output(src.channels)
 
     def finish(self, dtype):
-        _low_pass_matrices(self, dtype)
-
-
-def _low_pass_matrices(step, dtype):
-    """``step.bk`` (k, 64), the first k zigzag DCT basis rows (natural pixel order), and its
-    transpose ``bkt``; or ``proj = B_k^T B_k`` (64, 64) when k >= 32."""
-    k = step.mask[0]
-    bk = block_dct_matrix(np.float64)[:k]
-    step.proj = np.ascontiguousarray((bk.T @ bk).astype(dtype)) if k >= 32 else None
-    step.bk, step.bkt = np.ascontiguousarray(bk.astype(dtype)), np.ascontiguousarray(bk.T.astype(dtype))
+        self.d = dct_matrix(np.float64).astype(dtype)
 
 
 class _Pool(_Step):
@@ -354,16 +344,15 @@ class _Builder:
         if type(m) is nn.DCTGlobalAvgPool:
             return self.pool(v, where)
         if type(m) is nn.ASMReLU:
-            k = frequency_count(m.frequencies)
-            if k == 64:  # ASM and APX are the exact ReLU
+            if frequency_count(m.frequencies) == 64:  # ASM and APX are the exact ReLU
                 return self.relu(v, where)
             self.channels(v, v.channels, where)
             apx = m.method == "apx"
             p = self.fusable(v, "mask")
             if p is not None:
-                p.mask = (k, apx)
+                p.mask = (m.frequencies, apx)
                 return v
-            return self.emit(_LowPass(v, k, apx), where)
+            return self.emit(_LowPass(v, m.frequencies, apx), where)
         raise TypeError(f"fuse() does not support {where}; supported JPEG-domain layers: {', '.join(SUPPORTED_JPEG)}")
 
     def residual(self, m, v, path):
@@ -593,8 +582,9 @@ class FusedNet:
                 if step.relu:
                     np.maximum(target, 0, out=target)
             elif isinstance(step, _LowPass):
-                src = arrays[step.src.id]
-                _low_pass(src, np.zeros(src.shape[3], dtype), src, False, step, ws, target)
+                target[...] = arrays[step.src.id]
+                lowpass_kernels.bias_lowpass_images(target, np.zeros(target.shape[3], dtype), target, False,
+                                                    step.d, *step.mask)
             elif isinstance(step, _Pool):
                 np.mean(arrays[step.src.id], axis=(1, 2), out=target)
             elif isinstance(step, _Flatten):
@@ -629,30 +619,14 @@ def _conv(step, x, target, res, ws, dtype):
             conv_kernels.bias_act_mean_rows(p3, step.b, r3, r is not None, step.relu, target[s : s + m])
         elif step.mask is not None:  # ASM/APX below 15 frequencies: whole images, whole blocks
             y4 = piece.reshape(m, ho, wo, o)
-            _low_pass(y4, step.b, y4 if r is None else r.reshape(m, ho, wo, o), r is not None, step, ws)
+            r4 = y4 if r is None else r.reshape(m, ho, wo, o)
+            lowpass_kernels.bias_lowpass_images(y4, step.b, r4, r is not None, step.d, *step.mask)
         elif r is None:
             conv_kernels.bias_act_rows(piece, step.b, step.relu)
         else:
             conv_kernels.bias_add_act_rows(piece, step.b, r, step.relu)
 
     forward_images(x, step.wt, step.kernel, step.stride, ph, pw, y, epilogue)
-
-
-def _low_pass(y, bias, res, has_res, step, ws, target=None):
-    """ASM/APX of ``y + bias (+ res)`` (M, H, W, C) into ``target`` (default: ``y``, in place):
-    the blocks as one (64, blocks*C) matrix, projected by two GEMMs (or one with the
-    64x64 projection when k >= 32, fewer multiply-adds)."""
-    m, h, w, c = y.shape
-    cols = m * h * w // 64 * c
-    t = _scratch(ws, "lowpass.t", (64, cols), y.dtype)
-    lowpass_kernels.gather_blocks(y, bias, res, has_res, t)
-    low = _scratch(ws, "lowpass.low", (64, cols), y.dtype)
-    if step.proj is not None:
-        np.matmul(step.proj, t, out=low)
-    else:
-        coef = np.matmul(step.bk, t, out=_scratch(ws, "lowpass.coef", (step.bk.shape[0], cols), y.dtype))
-        np.matmul(step.bkt, coef, out=low)
-    lowpass_kernels.scatter_masked(t, low, step.mask[1], y if target is None else target)
 
 
 def _scratch(ws, name, shape, dtype):
