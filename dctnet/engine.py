@@ -1,5 +1,6 @@
-"""The CPU engine for whole pixel-domain networks: a folded, fused inference
-network (:func:`fuse`) and fused training blocks (:func:`forward`).
+"""The CPU engine for whole networks: a folded, fused inference network
+(:func:`fuse`, pixel-domain or JPEG-domain models) and fused training blocks
+(:func:`forward`).
 
 :func:`fuse` reads an ``nn`` model once and builds a plan that computes what
 ``model.eval()`` computes, with less work and fewer passes over memory:
@@ -17,6 +18,16 @@ network (:func:`fuse`) and fused training blocks (:func:`forward`).
 * the batch is cut into tasks of a few images that run through the *whole*
   network on one thread (:mod:`dctnet.threads`), each layer's patch matrix
   in cache-sized pieces, with buffers that are reused from call to call.
+
+A JPEG-domain model (:func:`dctnet.convert`) is planned on the pixels its
+coefficients stand for, as the carried evaluation computes it
+(docs/design.md §4): each layer in :data:`SUPPORTED_JPEG` is its pixel twin,
+the exact ReLU (n = 15) is ReLU, and ASM/APX below 15 frequencies is a
+per-block low-pass mask that rides in the conv's epilogue
+(:mod:`dctnet.kernels.lowpass`). Coefficients going in are transformed
+straight into each task's channels-last input; :meth:`FusedNet.channels_last`
+takes channels-last pixels, such as :func:`dctnet.jpeg_batches.jpeg_pixels_nhwc`
+makes from a JPEG file's quantized coefficients.
 
 The plan is a snapshot: weights are copied and folded by :func:`fuse`, so
 fuse again after training. :func:`forward` runs a model in training mode
@@ -379,9 +390,11 @@ def _pair(v):
 def fuse(model) -> "FusedNet":
     """An inference-only CPU network equal to ``model.eval()`` (up to rounding).
 
-    ``model`` is a pixel-domain :class:`~dctnet.nn.Module` built from the
-    layers in :data:`SUPPORTED` (for example :func:`dctnet.models.paper_resnet`),
-    with NumPy parameters; its dtype (float32 or float64) is the engine's.
+    ``model`` is a :class:`~dctnet.nn.Module` built from the layers in
+    :data:`SUPPORTED` (for example :func:`dctnet.models.paper_resnet`), or
+    its JPEG-domain conversion (:data:`SUPPORTED_JPEG`, in any evaluation:
+    they all compute the same function), with NumPy parameters; its dtype
+    (float32 or float64) is the engine's.
     The weights are copied and folded now: later changes to ``model`` are
     not seen. ``model`` itself is left as it was.
 
