@@ -463,9 +463,6 @@ class FusedNet:
                 if self.input_domain == "jpeg" and len(out) == 3 and (out[1] % 8 or out[2] % 8):
                     raise ValueError(f"{self._where[step.dst.id]} makes {out[1]}x{out[2]} maps from a "
                                      f"{shape[1]}x{shape[2]} input; a JPEG-domain signal must be whole 8x8 blocks")
-                if isinstance(step, _LowPass) or getattr(step, "mask", None) is not None:
-                    if out[1] % 8 or out[2] % 8:  # only reachable through a pixel input, which fuse refuses
-                        raise ValueError(f"{self._where[step.dst.id]}: ASM needs whole 8x8 blocks, found {out}")
             self._shapes[shape] = known
         return known
 
@@ -522,8 +519,6 @@ class FusedNet:
             if shape is None or len(shape) != 5 or shape[-1] != 64:
                 raise ValueError(f"a JPEG-domain FusedNet expects DCT coefficients (N, C, BH, BW, 64) or a "
                                  f"CarriedDCT, found {type(x).__name__} of shape {shape}")
-            if is_cupy_array(x):
-                raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
             layout = "coefficients"
         if is_cupy_array(x):
             raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")

@@ -11,8 +11,11 @@ transform, the level shift and, if given, the normalization. The result,
 padding kept), which a JPEG-domain network in the carried evaluation takes as
 it is (:class:`~dctnet.functional.CarriedDCT`): nothing is rounded or clamped.
 
-:class:`JpegBatches` reads files (paths or bytes) in batches ready for a
-model; :func:`predict_jpegs` runs a model over them.
+:func:`jpeg_pixels_nhwc` writes the same pixels channels-last in one Numba
+pass per component, the input of the fused engine
+(:meth:`dctnet.engine.FusedNet.channels_last`). :class:`JpegBatches` reads
+files (paths or bytes) in batches ready for a model; :func:`predict_jpegs`
+runs a model over them, by default as the fused engine.
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models
