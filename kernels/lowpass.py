@@ -11,7 +11,7 @@ a conv's epilogue, while the GEMM's output is in cache: one kernel adds the bias
 rows for the n horizontal frequencies kept, along columns for the triangle
 a + b < n, and back (at n = 6: 1,104 multiply-adds per block and channel
 instead of 2,688 for the two rank-k products), all channels of a block at once
-with the channel loop innermost. Measured 3x faster than gathering the blocks
+with the channel loop innermost. Measured 2-3x faster than gathering the blocks
 into a matrix for two BLAS GEMMs.
 
 Serial and ``nogil`` like the other engine kernels (:mod:`.conv`): the engine
