@@ -248,12 +248,14 @@ def _fused(model, dtype, fused):
         return None
     on_gpu = any(is_cupy_array(p.data) for p in model.parameters())
     dtypes = {np.dtype(p.dtype) for p in model.parameters()}
-    try:
-        if on_gpu or (dtypes and dtypes != {np.dtype(dtype)}):
+    if on_gpu or dtypes != {np.dtype(dtype)}:  # (a model without parameters has no dtype of its own)
+        if fused:
             raise TypeError(f"the model's parameters are {'on the GPU' if on_gpu else sorted(map(str, dtypes))}, "
                             f"the fused engine runs on the CPU in the batches' dtype {np.dtype(dtype)}")
+        return None
+    try:
         return engine.fuse(model)
-    except TypeError:  # a layer (or device, dtype) the engine does not take
+    except TypeError:  # a layer the engine does not take
         if fused:
             raise
         return None

@@ -195,3 +195,12 @@ def test_predict_jpegs_fused_and_not(n):
         dctnet.predict_jpegs(pooled, files[:2], fused=True)
     with pytest.raises(TypeError, match="the fused engine runs on the CPU in the batches' dtype float32"):
         dctnet.predict_jpegs(jnet, files[:2], fused=True)  # a float64 model, float32 batches
+
+
+def test_predict_jpegs_without_parameters_in_float64():
+    """A model without parameters has no dtype of its own: float64 batches run it as it is."""
+    files = cifar_files(3)
+    pooled = dctnet.convert(nn.Sequential(nn.Normalize(MEAN, STD), nn.GlobalAvgPool()))
+    want = reference(files, "rgb", MEAN, STD).mean(axis=(2, 3))
+    np.testing.assert_allclose(dctnet.predict_jpegs(pooled, files, dtype=np.float64), want, atol=1e-9)
+    np.testing.assert_allclose(dctnet.predict_jpegs(pooled, files), want, atol=1e-4)  # float32: fused
