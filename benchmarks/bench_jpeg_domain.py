@@ -5,13 +5,18 @@
 1. Network only, on 3x32x32 inputs: inference at batch 40 and 128 and an SGD
    training step at batch 40, for the pixel network and its JPEG-domain
    conversion in each evaluation (carried, spatial, dense; exact n = 15 and
-   ASM at n = 6), as ratios to the pixel network in the same engine.
+   ASM at n = 6), as ratios to the pixel network in the same engine: the
+   autograd models against the pixel model, and the fused inference engine
+   (``dctnet.engine.fuse``; JPEG-domain: coefficients in) against the fused
+   pixel network ("fused" rows; inference only).
 2. End to end: CIFAR-10 test JPEGs held in memory as bytes -> logits, batch 128:
    ``dctnet.predict_jpegs`` (read_stacked, the folded input map, the
-   JPEG-domain network; with and without reading ahead in a thread) against
-   simplejpeg decode + the same network in PyTorch (CPU) and Pillow decode +
-   PyTorch. Exactness: the logits against the dctnet pixel model on the float
-   decode (max |difference| / max |logit|).
+   JPEG-domain network: by default the fused engine fed channels-last by
+   ``jpeg_pixels_nhwc``, with and without reading ahead in a thread; the
+   autograd model in the carried and spatial evaluations) against simplejpeg
+   decode + the same network in PyTorch (CPU) and Pillow decode + PyTorch.
+   Exactness: the logits against the dctnet pixel model on the float decode
+   (max |difference| / max |logit|).
 
 Every measurement runs in a fresh process of its own (two frameworks' thread
 pools in one process slow each other), the rounds alternate the order, and each
@@ -33,9 +38,10 @@ from common import best_seconds, cifar10_jpegs
 
 MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
 NETS = [("pixel", None, 15), ("carried n=15", "carried", 15), ("carried n=6", "carried", 6),
-        ("spatial n=15", "spatial", 15), ("spatial n=6", "spatial", 6), ("dense n=15", "dense", 15)]
-END_TO_END = ["dctnet carried", "dctnet carried, no read-ahead", "dctnet spatial", "simplejpeg + PyTorch",
-              "Pillow + PyTorch"]
+        ("spatial n=15", "spatial", 15), ("spatial n=6", "spatial", 6), ("dense n=15", "dense", 15),
+        ("fused pixel", "fused", None), ("fused n=15", "fused", 15), ("fused n=6", "fused", 6)]
+END_TO_END = ["dctnet fused", "dctnet fused, no read-ahead", "dctnet fused n=6", "dctnet carried", "dctnet spatial",
+              "simplejpeg + PyTorch", "Pillow + PyTorch"]
 
 
 def pixel_model():
@@ -56,7 +62,7 @@ def pixel_model():
 
 def network_worker(repeat):
     import dctnet
-    from dctnet import functional as F, optim
+    from dctnet import engine, functional as F, optim
 
     rng = np.random.default_rng(1)
     pixel = pixel_model()
@@ -65,6 +71,12 @@ def network_worker(repeat):
     y = rng.integers(0, 10, 128)
     rows = {}
     for name, evaluation, n in NETS:
+        if evaluation == "fused":
+            net = engine.fuse(pixel if n is None else dctnet.convert(pixel, relu_frequencies=n))
+            data = x if n is None else c
+            rows[f"inference {name} b40"] = 40 / best_seconds(lambda: net(data[:40]), repeat)
+            rows[f"inference {name} b128"] = 128 / best_seconds(lambda: net(data[:128]), repeat)
+            continue
         net = pixel if evaluation is None else dctnet.convert(pixel, relu_frequencies=n, evaluation=evaluation)
         data = x if evaluation is None else c
 
@@ -93,14 +105,15 @@ def end_to_end_worker(what, files):
         import dctnet
 
         pixel = pixel_model()
-        net = dctnet.convert(pixel, evaluation="spatial" if "spatial" in what else "carried")
+        n = 6 if "n=6" in what else 15
+        net = dctnet.convert(pixel, relu_frequencies=n, evaluation="spatial" if "spatial" in what else "carried")
         prefetch = "no read-ahead" not in what
+        fused = None if "fused" in what else False
 
-        def run():
-            return dctnet.predict_jpegs(net, files, batch_size=128, prefetch=prefetch)
+        def run(part=files):
+            return dctnet.predict_jpegs(net, part, batch_size=128, prefetch=prefetch, fused=fused)
 
-        run_warm = lambda: dctnet.predict_jpegs(net, files[:256], batch_size=128, prefetch=prefetch)  # noqa: E731
-        run_warm()
+        run(files[:256])
         t0 = time.perf_counter()
         logits = run()
         seconds = time.perf_counter() - t0
@@ -115,7 +128,8 @@ def end_to_end_worker(what, files):
                                          first.height, first.width, "rgb", np.float64)
                 want.append(pixel(dctnet.Tensor(dctnet.from_dct(pic).astype(np.float32))).data)
         want = np.concatenate(want)
-        return {"rate": len(files) / seconds, "error": float(np.abs(logits - want).max() / np.abs(want).max())}
+        error = float(np.abs(logits - want).max() / np.abs(want).max())
+        return {"rate": len(files) / seconds, "error": error if n == 15 else None}
     import torch
     from bench_train import torch_model
 
@@ -179,10 +193,13 @@ def main():
     net = {k: statistics.median(d[k] for d in results["network"]) for k in results["network"][0]}
     print(f"\n{'network only (img/s, median)':34s} {'b40':>7s} {'vs px':>6s} {'b128':>7s} {'vs px':>6s} "
           f"{'train b40':>9s} {'vs px':>6s}")
-    for name, _, _ in NETS:
+    for name, evaluation, _ in NETS:
         cells = []
         for key in (f"inference {name} b40", f"inference {name} b128", f"train step {name} b40"):
-            base = net[key.replace(name, "pixel")]
+            if key not in net:
+                cells.append(f"{'-':>7s} {'':6s}")
+                continue
+            base = net[key.replace(name, "fused pixel" if evaluation == "fused" else "pixel")]
             cells.append(f"{net[key]:7.0f} {net[key] / base:5.2f}x")
         print(f"{name:34s} " + " ".join(cells))
     e2e = {w: statistics.median(d["rate"] for d in results[w]) for w in END_TO_END}
@@ -190,7 +207,7 @@ def main():
           f"{'vs Pillow+PT':>13s} {'rel. error':>11s}")
     for w in END_TO_END:
         err = results[w][0].get("error")
-        err = f"{max(d['error'] for d in results[w]):11.1e}" if err is not None else f"{'-':>11s}"
+        err = f"{max(d['error'] for d in results[w]):11.1e}" if err is not None else f"{'-':>11s}"  # n = 6: approximate
         print(f"{w:34s} {e2e[w]:7.0f} {e2e[w] / e2e['simplejpeg + PyTorch']:16.2f}x "
               f"{e2e[w] / e2e['Pillow + PyTorch']:12.2f}x {err}")
     info = results["simplejpeg + PyTorch"][0]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numbers
 
-from . import nn
+from . import models, nn
 
 __all__ = ["convert", "model_domain", "set_evaluation"]
 
@@ -74,7 +74,8 @@ def set_evaluation(model, evaluation):
     - ``"dense"``: as "spatial", with the paper's exploded convolution maps.
     - ``"auto"``: "carried" where nothing can see the difference: every layer
       is a built-in one (JPEG-domain layers, Sequential, ResidualBlock,
-      Identity, Flatten, Linear) and the last JPEG-domain layer is the global
+      Identity, Flatten, Linear, and models.BasicBlock, Bottleneck and ResNet)
+      and the last JPEG-domain layer is the global
       pooling, so the model returns features, not a signal; otherwise each
       layer's own default (coefficients, "spatial").
 
@@ -95,7 +96,10 @@ def set_evaluation(model, evaluation):
     return model
 
 
-_CARRYING_CONTAINERS = (nn.Sequential, nn.ResidualBlock, nn.Identity, nn.Flatten, nn.Linear)
+# Layers whose forward only composes their children (additions included) or acts after the pooling;
+# models.ResNet also reads the input's shape, which a CarriedDCT gives as the coefficients'.
+_CARRYING_CONTAINERS = (nn.Sequential, nn.ResidualBlock, nn.Identity, nn.Flatten, nn.Linear,
+                        models.BasicBlock, models.Bottleneck, models.ResNet)
 
 
 def _carries_safely(model):

@@ -1,5 +1,6 @@
-"""The CPU engine for whole pixel-domain networks: a folded, fused inference
-network (:func:`fuse`) and fused training blocks (:func:`forward`).
+"""The CPU engine for whole networks: a folded, fused inference network
+(:func:`fuse`, pixel-domain or JPEG-domain models) and fused training blocks
+(:func:`forward`).
 
 :func:`fuse` reads an ``nn`` model once and builds a plan that computes what
 ``model.eval()`` computes, with less work and fewer passes over memory:
@@ -17,6 +18,16 @@ network (:func:`fuse`) and fused training blocks (:func:`forward`).
 * the batch is cut into tasks of a few images that run through the *whole*
   network on one thread (:mod:`dctnet.threads`), each layer's patch matrix
   in cache-sized pieces, with buffers that are reused from call to call.
+
+A JPEG-domain model (:func:`dctnet.convert`) is planned on the pixels its
+coefficients stand for, as the carried evaluation computes it
+(docs/design.md §4): each layer in :data:`SUPPORTED_JPEG` is its pixel twin,
+the exact ReLU (n = 15) is ReLU, and ASM/APX below 15 frequencies is a
+per-block low-pass mask that rides in the conv's epilogue
+(:mod:`dctnet.kernels.lowpass`). Coefficients going in are transformed
+straight into each task's channels-last input; :meth:`FusedNet.channels_last`
+takes channels-last pixels, such as :func:`dctnet.jpeg_batches.jpeg_pixels_nhwc`
+makes from a JPEG file's quantized coefficients.
 
 The plan is a snapshot: weights are copied and folded by :func:`fuse`, so
 fuse again after training. :func:`forward` runs a model in training mode
@@ -48,17 +59,25 @@ from .autograd import Tensor, as_tensor
 from .backend import is_cupy_array
 from .functional.carried import CarriedDCT, carry
 from .functional.channels_last import forward_images, weight_matrix
+from .functional.carried import CarriedDCT
 from .functional.conv import MIN_TASKS
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .kernels import conv as conv_kernels
+from .kernels import jpeg_input as jpeg_input_kernels
+from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
+from .transform import block_dct_matrix, dct_matrix, frequency_count
 
-__all__ = ["fuse", "FusedNet", "SUPPORTED", "forward", "fused_block_state"]
+__all__ = ["fuse", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
 
 # The layer types fuse() understands (exactly these, or BatchNorm2d subclasses
 # that behave as it does in eval mode, such as SyncBatchNorm2d).
 SUPPORTED = ("Sequential", "ResidualBlock", "Conv2d", "BatchNorm2d", "ReLU", "Identity", "Normalize",
              "GlobalAvgPool", "Flatten", "Linear")
+# Their JPEG-domain forms (dctnet.convert), planned as their pixel twins on the
+# carried pixels (docs/design.md §4); ASMReLU below 15 frequencies adds the
+# low-pass mask step.
+SUPPORTED_JPEG = ("DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTNormalize", "DCTGlobalAvgPool")
 
 # Images per task (and at least conv.MIN_TASKS tasks): enough to amortize the
 # per-layer Python calls, few enough that one task's activations stay in a
@@ -102,6 +121,7 @@ class _Conv(_Step):
         self.src, self.w, self.bias = src, w, bias
         self.kernel, self.stride, self.padding = tuple(w.shape[2:]), stride, padding
         self.relu, self.res, self.pool = False, None, False
+        self.mask = None  # (n, apx): the ASM/APX ReLU of n < 15 frequencies in the epilogue
         self.output(w.shape[0])
 
     def fold_affine(self, scale, shift):
@@ -111,6 +131,7 @@ class _Conv(_Step):
     def finish(self, dtype):
         self.wt = weight_matrix(self.w.astype(dtype))
         self.b = self.bias.astype(dtype)
+        self.d = dct_matrix(np.float64).astype(dtype)  # for the mask, if any
 
     def out_shape(self, shape, where):
         if shape[0] != self.w.shape[1]:
@@ -145,6 +166,17 @@ class _Add(_Step):
     def __init__(self, a, b, relu):
         self.a, self.b, self.relu = a, b, relu
         self.output(a.channels)
+
+
+class _LowPass(_Step):
+    """``dst = ASM/APX(src)`` at ``n`` < 15 frequencies, where it could not ride on a conv's epilogue."""
+
+    def __init__(self, src, n, apx):
+        self.src, self.mask = src, (n, apx)
+        self.output(src.channels)
+
+    def finish(self, dtype):
+        self.d = dct_matrix(np.float64).astype(dtype)
 
 
 class _Pool(_Step):
@@ -209,16 +241,19 @@ class _Builder:
 
     def __init__(self):
         self.steps, self.where = [], {}
+        self.domains = {}  # "pixel"/"jpeg" -> the first layer of that domain
 
     def fusable(self, v, kind):
-        """The step producing ``v`` when a ``kind`` ("bn", "relu", "add", "pool") may ride on it."""
+        """The step producing ``v`` when a ``kind`` ("bn", "relu", "mask", "add", "pool") may ride on it."""
         p = v.producer
         if v.shared or p is None:
             return None
         if kind == "relu" and isinstance(p, (_Affine, _Add)) and not p.relu:
             return p
-        if not isinstance(p, _Conv) or p.pool:
+        if not isinstance(p, _Conv) or p.pool or p.mask is not None:
             return None
+        if kind == "mask":
+            return p if not p.relu else None
         if kind == "bn":
             return p if not p.relu and p.res is None else None
         if kind == "add":
@@ -239,8 +274,15 @@ class _Builder:
     def module(self, m, v, path):
         kind = type(m)
         where = f"{path} ({kind.__name__})"
-        if getattr(m, "input_domain", "pixel") == "jpeg":
-            raise TypeError(f"fuse() takes pixel-domain models; {where} is a JPEG-domain layer")
+        domain = getattr(m, "input_domain", "pixel")
+        if domain != "any":
+            first = self.domains.setdefault(domain, where)
+            other = self.domains.get("pixel" if domain == "jpeg" else "jpeg")
+            if other is not None:
+                raise TypeError(f"fuse() takes a model of one domain; {first} is a {domain}-domain layer, "
+                                f"{other} is not (convert the pixel model as a whole with dctnet.convert)")
+        if domain == "jpeg":
+            return self.jpeg_module(m, v, path, where)
         if kind is nn.Sequential:
             for name, child in m._modules.items():
                 v = self.module(child, v, f"{path}.{name}")
@@ -252,41 +294,78 @@ class _Builder:
         if kind is nn.Flatten:
             return v if v.flat else self.emit(_Flatten(v), where)
         if kind is nn.Conv2d:
-            w = _param(m.weight)
-            self.channels(v, w.shape[1], where)
-            bias = np.zeros(w.shape[0]) if m.bias is None else _param(m.bias)
-            return self.emit(_Conv(v, w, bias, _pair(m.stride), _pair(m.padding)), where)
+            return self.conv(m, v, where)
         if isinstance(m, nn.BatchNorm2d):  # and subclasses such as SyncBatchNorm2d: in eval mode, the same affine map
-            scale, shift = _bn_affine(m)
-            self.channels(v, scale.size, where)
-            p = self.fusable(v, "bn")
-            if p is not None:
-                p.fold_affine(scale, shift)
-                return v
-            return self.emit(_Affine(v, scale, shift, False), where)
+            return self.batch_norm(m, v, where)
         if kind is nn.ReLU:
-            self.channels(v, v.channels, where)
-            p = self.fusable(v, "relu")
-            if p is not None:
-                p.relu = True
-                return v
-            return self.emit(_Affine(v, np.ones(1), np.zeros(1), True), where)
-        if kind is nn.Normalize:  # one value per channel, or one for all
-            self.channels(v, m.mean.size if m.mean.size > 1 else v.channels, where)
-            scale = 1 / m.std
-            return self.emit(_Affine(v, scale, -m.mean * scale, False), where)
+            return self.relu(v, where)
+        if kind is nn.Normalize:
+            return self.normalize(m, v, where)
         if kind is nn.GlobalAvgPool:
-            self.channels(v, v.channels, where)
-            p = self.fusable(v, "pool")
-            if p is not None:
-                p.pool, v.flat = True, True
-                return v
-            return self.emit(_Pool(v), where)
+            return self.pool(v, where)
         if kind is nn.Linear:
             if not v.flat:
                 raise ValueError(f"{where} needs pooled or flattened (N, features) activations, found (N, C, H, W) maps")
             return self.emit(_Linear(v, _param(m.weight), _param(m.bias)), where)
         raise TypeError(f"fuse() does not support {where}; supported layers: {', '.join(SUPPORTED)}")
+
+    def conv(self, m, v, where):
+        w = _param(m.weight)
+        self.channels(v, w.shape[1], where)
+        bias = np.zeros(w.shape[0]) if m.bias is None else _param(m.bias)
+        return self.emit(_Conv(v, w, bias, _pair(m.stride), _pair(m.padding)), where)
+
+    def batch_norm(self, m, v, where):
+        scale, shift = _bn_affine(m)
+        self.channels(v, scale.size, where)
+        p = self.fusable(v, "bn")
+        if p is not None:
+            p.fold_affine(scale, shift)
+            return v
+        return self.emit(_Affine(v, scale, shift, False), where)
+
+    def relu(self, v, where):
+        self.channels(v, v.channels, where)
+        p = self.fusable(v, "relu")
+        if p is not None:
+            p.relu = True
+            return v
+        return self.emit(_Affine(v, np.ones(1), np.zeros(1), True), where)
+
+    def normalize(self, m, v, where):  # one value per channel, or one for all
+        self.channels(v, m.mean.size if m.mean.size > 1 else v.channels, where)
+        scale = 1 / m.std
+        return self.emit(_Affine(v, scale, -m.mean * scale, False), where)
+
+    def pool(self, v, where):
+        self.channels(v, v.channels, where)
+        p = self.fusable(v, "pool")
+        if p is not None:
+            p.pool, v.flat = True, True
+            return v
+        return self.emit(_Pool(v), where)
+
+    def jpeg_module(self, m, v, path, where):
+        """A JPEG-domain layer as its pixel twin on the carried pixels (docs/design.md §4)."""
+        if type(m) is nn.DCTConv2d:
+            return self.conv(m, v, where)
+        if isinstance(m, nn.DCTBatchNorm):  # and SyncDCTBatchNorm: in eval mode, the same affine map
+            return self.batch_norm(m, v, where)
+        if type(m) is nn.DCTNormalize:
+            return self.normalize(m, v, where)
+        if type(m) is nn.DCTGlobalAvgPool:
+            return self.pool(v, where)
+        if type(m) is nn.ASMReLU:
+            if frequency_count(m.frequencies) == 64:  # ASM and APX are the exact ReLU
+                return self.relu(v, where)
+            self.channels(v, v.channels, where)
+            apx = m.method == "apx"
+            p = self.fusable(v, "mask")
+            if p is not None:
+                p.mask = (m.frequencies, apx)
+                return v
+            return self.emit(_LowPass(v, m.frequencies, apx), where)
+        raise TypeError(f"fuse() does not support {where}; supported JPEG-domain layers: {', '.join(SUPPORTED_JPEG)}")
 
     def residual(self, m, v, path):
         v.shared = True  # read by both branches
@@ -312,9 +391,11 @@ def _pair(v):
 def fuse(model) -> "FusedNet":
     """An inference-only CPU network equal to ``model.eval()`` (up to rounding).
 
-    ``model`` is a pixel-domain :class:`~dctnet.nn.Module` built from the
-    layers in :data:`SUPPORTED` (for example :func:`dctnet.models.paper_resnet`),
-    with NumPy parameters; its dtype (float32 or float64) is the engine's.
+    ``model`` is a :class:`~dctnet.nn.Module` built from the layers in
+    :data:`SUPPORTED` (for example :func:`dctnet.models.paper_resnet`), or
+    its JPEG-domain conversion (:data:`SUPPORTED_JPEG`, in any evaluation:
+    they all compute the same function), with NumPy parameters; its dtype
+    (float32 or float64) is the engine's.
     The weights are copied and folded now: later changes to ``model`` are
     not seen. ``model`` itself is left as it was.
 
@@ -333,10 +414,15 @@ def fuse(model) -> "FusedNet":
 
 
 class FusedNet:
-    """The plan built by :func:`fuse`; call it on an (N, C, H, W) NumPy array or Tensor.
+    """The plan built by :func:`fuse`; call it on the model's input.
 
-    Returns a Tensor (no gradient) shaped as the model's output. Calls are
-    serialized (one at a time per network).
+    A pixel-domain plan takes an (N, C, H, W) NumPy array or Tensor; a
+    JPEG-domain plan (``input_domain == "jpeg"``) takes DCT coefficients
+    (N, C, BH, BW, 64) or a :class:`~dctnet.functional.CarriedDCT` and runs on
+    the pixels they stand for. :meth:`channels_last` takes the (N, H, W, C)
+    pixels directly. Returns a Tensor (no gradient) shaped as the model's
+    output (a CarriedDCT where a JPEG-domain model returns its signal). Calls
+    are serialized (one at a time per network).
     """
 
     def __init__(self, model, dtype):
@@ -345,12 +431,27 @@ class FusedNet:
         self._input = _Value(None)
         self._output = builder.module(model, self._input, "model")
         self._steps, self._where = builder.steps, builder.where
+        self.input_domain = "jpeg" if "jpeg" in builder.domains else "pixel"
+        self._basis = block_dct_matrix(self.dtype)  # coefficients in: the inverse DCT
         for step in self._steps:
             step.finish(self.dtype)
         self._shapes = {}  # input shape (C, H, W) -> {value id: per-image shape}
         self._spaces = {}  # worker -> its buffers, kept from call to call
         self._lock = threading.Lock()
         self._name = type(model).__name__
+
+    @property
+    def input_affine(self):
+        """``(scale, shift)`` per channel when the plan begins with an affine map of its input
+        alone (a Normalize), else None: a caller that applies it while making the input
+        (:func:`dctnet.jpeg_batches.jpeg_pixels_nhwc`) passes ``affine_applied=True`` to
+        :meth:`channels_last`."""
+        first = self._steps[0] if self._steps else None
+        if not isinstance(first, _Affine) or first.relu or first.src is not self._input or self._input.shared:
+            return None
+        if any(getattr(step, name, None) is self._input for step in self._steps[1:] for name in ("src", "a", "b", "res")):
+            return None
+        return first.scale.copy(), first.shift.copy()
 
     def shapes(self, shape):
         """Per-image shape, (C, H, W) or (F,), of every value for an input of per-image ``shape``."""
@@ -359,38 +460,100 @@ class FusedNet:
             known = {self._input.id: shape}
             for step in self._steps:
                 src = getattr(step, "src", getattr(step, "a", None))
-                known[step.dst.id] = step.out_shape(known[src.id], self._where[step.dst.id])
+                known[step.dst.id] = out = step.out_shape(known[src.id], self._where[step.dst.id])
+                if self.input_domain == "jpeg" and len(out) == 3 and (out[1] % 8 or out[2] % 8):
+                    raise ValueError(f"{self._where[step.dst.id]} makes {out[1]}x{out[2]} maps from a "
+                                     f"{shape[1]}x{shape[2]} input; a JPEG-domain signal must be whole 8x8 blocks")
             self._shapes[shape] = known
         return known
 
     def __call__(self, x):
+        layout = "nchw"
+        if self.input_domain == "jpeg":
+            x, layout = self._jpeg_input(x)
+        else:
+            x = x.data if isinstance(x, Tensor) else x
+            if is_cupy_array(x):
+                raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
+            x = np.asarray(x)
+            if x.ndim != 4:
+                raise ValueError(f"a FusedNet expects x of shape (N, C, H, W), found shape {x.shape}")
+        self._check_dtype(x)
+        return self._execute(np.ascontiguousarray(x), layout, False)
+
+    def channels_last(self, x, affine_applied=False):
+        """The network on pixels ``x`` (N, H, W, C), a NumPy array of the plan's dtype.
+
+        For a JPEG-domain plan these are the carried pixels (the blocks'
+        inverse DCT). With ``affine_applied`` the plan's leading
+        :attr:`input_affine` is taken as already applied to ``x``.
+
+        >>> import numpy as np
+        >>> from dctnet import nn
+        >>> net = fuse(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.GlobalAvgPool()))
+        >>> net.channels_last(np.zeros((2, 5, 7, 3), np.float32)).shape
+        (2, 4)
+        """
         x = x.data if isinstance(x, Tensor) else x
-        if is_cupy_array(x):
-            raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
-        x = np.asarray(x)
-        if x.ndim != 4:
-            raise ValueError(f"a FusedNet expects x of shape (N, C, H, W), found shape {x.shape}")
+        if is_cupy_array(x) or not isinstance(x, np.ndarray) or x.ndim != 4:
+            raise ValueError(f"channels_last expects a NumPy array (N, H, W, C), found {type(x).__name__} "
+                             f"of shape {getattr(x, 'shape', None)}")
+        if affine_applied and self.input_affine is None:
+            raise ValueError("affine_applied=True, but this plan does not begin with an affine map of its input")
+        if self.input_domain == "jpeg" and (x.shape[1] % 8 or x.shape[2] % 8):
+            raise ValueError(f"a JPEG-domain plan takes whole 8x8 blocks, found {x.shape[1]}x{x.shape[2]} pixels")
+        self._check_dtype(x)
+        return self._execute(np.ascontiguousarray(x), "nhwc", affine_applied)
+
+    def _check_dtype(self, x):
         if x.dtype != self.dtype:
             raise TypeError(f"this FusedNet computes in {self.dtype}, found x of dtype {x.dtype}; cast it with .astype(np.{self.dtype})")
-        x = np.ascontiguousarray(x)
+
+    def _jpeg_input(self, x):
+        """(array, layout): a CarriedDCT's (N, C, H, W) pixels, or coefficients (N, C, BH, BW, 64),
+        which each task transforms straight into its channels-last input."""
+        if isinstance(x, CarriedDCT):
+            x, layout = x.pixels.data, "nchw"
+        else:
+            x = x.data if isinstance(x, Tensor) else x
+            shape = getattr(x, "shape", None)
+            if shape is None or len(shape) != 5 or shape[-1] != 64:
+                raise ValueError(f"a JPEG-domain FusedNet expects DCT coefficients (N, C, BH, BW, 64) or a "
+                                 f"CarriedDCT, found {type(x).__name__} of shape {shape}")
+            layout = "coefficients"
+        if is_cupy_array(x):
+            raise TypeError("a FusedNet runs on the CPU; pass a NumPy array (dctnet.asnumpy(x))")
+        return np.asarray(x), layout
+
+    def _execute(self, x, layout, affine_applied):
+        """The plan over ``x`` ("nchw", "nhwc" or "coefficients" ``layout``), task by task."""
+        if layout == "coefficients":
+            shape = (x.shape[1], 8 * x.shape[2], 8 * x.shape[3])
+        else:
+            shape = (x.shape[3],) + x.shape[1:3] if layout == "nhwc" else x.shape[1:]
         with self._lock:
-            shapes = self.shapes(x.shape[1:])
+            shapes = self.shapes(shape)
             n = x.shape[0]
             out = np.empty((n,) + shapes[self._output.id], self.dtype)
-            if not self._steps:  # only Identity layers
-                out[...] = x
-                return Tensor(out)
+            if not self._steps or (affine_applied and len(self._steps) == 1):  # only Identity layers (or the affine); pixels
+                out[...] = x.transpose(0, 3, 1, 2) if layout == "nhwc" else x
+                return self._result(out)
             images = max(1, min(TASK_IMAGES, -(-n // MIN_TASKS)))
 
             def task(worker, t):
                 start = t * images
                 ws = self._spaces.setdefault(worker, {})
-                self._run(shapes, x[start : start + images], out[start : start + images], ws)
+                self._run(shapes, x[start : start + images], out[start : start + images], ws, layout, affine_applied)
 
             parallel_for(task, -(-n // images))
+        return self._result(out)
+
+    def _result(self, out):
+        if self.input_domain == "jpeg" and out.ndim == 4:
+            return CarriedDCT(Tensor(out))
         return Tensor(out)
 
-    def _run(self, shapes, x, out, ws):
+    def _run(self, shapes, x, out, ws, layout="nchw", affine_applied=False):
         """One task: its images through every step; the output value lands in ``out``."""
         count, dtype = x.shape[0], self.dtype
 
@@ -401,9 +564,19 @@ class FusedNet:
                 return out  # features land in the output directly
             return _scratch(ws, v.id, (count,) + shape, dtype)
 
-        arrays = {self._input.id: buffer(self._input)}
-        conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
-        for step in self._steps:
+        steps = self._steps
+        if layout == "nhwc":
+            arrays = {self._input.id: x}
+        else:
+            arrays = {self._input.id: buffer(self._input)}
+            if layout == "coefficients":
+                jpeg_input_kernels.idct_nhwc(x, self._basis, arrays[self._input.id])
+            else:
+                conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
+        if affine_applied:
+            arrays[steps[0].dst.id] = arrays.pop(self._input.id)
+            steps = steps[1:]
+        for step in steps:
             target = arrays[step.dst.id] = buffer(step.dst)
             if isinstance(step, _Conv):
                 res = None if step.res is None else arrays[step.res.id]
@@ -417,6 +590,10 @@ class FusedNet:
                 np.add(arrays[step.a.id], arrays[step.b.id], out=target)
                 if step.relu:
                     np.maximum(target, 0, out=target)
+            elif isinstance(step, _LowPass):
+                target[...] = arrays[step.src.id]
+                lowpass_kernels.bias_lowpass_images(target, np.zeros(target.shape[3], dtype), target, False,
+                                                    step.d, *step.mask)
             elif isinstance(step, _Pool):
                 np.mean(arrays[step.src.id], axis=(1, 2), out=target)
             elif isinstance(step, _Flatten):
@@ -431,7 +608,8 @@ class FusedNet:
             conv_kernels.transpose_images(last, 0, count, last.shape[1] * last.shape[2], last.shape[3], out)
 
     def __repr__(self):
-        return f"FusedNet({self._name}, {len(self._steps)} steps, dtype={self.dtype})"
+        domain = ", JPEG domain" if self.input_domain == "jpeg" else ""
+        return f"FusedNet({self._name}, {len(self._steps)} steps{domain}, dtype={self.dtype})"
 
 
 def _conv(step, x, target, res, ws, dtype):
@@ -448,6 +626,10 @@ def _conv(step, x, target, res, ws, dtype):
             p3 = piece.reshape(m, ho * wo, o)
             r3 = p3 if r is None else r.reshape(m, ho * wo, o)
             conv_kernels.bias_act_mean_rows(p3, step.b, r3, r is not None, step.relu, target[s : s + m])
+        elif step.mask is not None:  # ASM/APX below 15 frequencies: whole images, whole blocks
+            y4 = piece.reshape(m, ho, wo, o)
+            r4 = y4 if r is None else r.reshape(m, ho, wo, o)
+            lowpass_kernels.bias_lowpass_images(y4, step.b, r4, r is not None, step.d, *step.mask)
         elif r is None:
             conv_kernels.bias_act_rows(piece, step.b, step.relu)
         else:

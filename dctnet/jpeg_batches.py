@@ -11,8 +11,11 @@ transform, the level shift and, if given, the normalization. The result,
 padding kept), which a JPEG-domain network in the carried evaluation takes as
 it is (:class:`~dctnet.functional.CarriedDCT`): nothing is rounded or clamped.
 
-:class:`JpegBatches` reads files (paths or bytes) in batches ready for a
-model; :func:`predict_jpegs` runs a model over them.
+:func:`jpeg_pixels_nhwc` writes the same pixels channels-last in one Numba
+pass per component, the input of the fused engine
+(:meth:`dctnet.engine.FusedNet.channels_last`). :class:`JpegBatches` reads
+files (paths or bytes) in batches ready for a model; :func:`predict_jpegs`
+runs a model over them, by default as the fused engine.
 
 >>> import numpy as np, dctnet
 >>> from dctnet import models
@@ -30,16 +33,18 @@ from queue import Queue
 
 import numpy as np
 
+from . import engine
 from .autograd import Tensor, no_grad
-from .backend import asnumpy, device_constant, get_array_module
+from .backend import asnumpy, device_constant, get_array_module, is_cupy_array
 from .conversion import model_domain
 from .functional import CarriedDCT, as_coefficients
 from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg, read_stacked
+from .kernels import jpeg_input
 from .transform import block_dct_matrix, to_dct
 
-__all__ = ["jpeg_pixels", "color_matrix", "JpegBatches", "predict_jpegs"]
+__all__ = ["jpeg_pixels", "jpeg_pixels_nhwc", "color_matrix", "JpegBatches", "predict_jpegs"]
 
-FORMS = ("carried", "coefficients", "pixels")
+FORMS = ("carried", "coefficients", "pixels", "channels_last")
 
 
 def color_matrix(color_space, color):
@@ -66,6 +71,28 @@ def _dequantizing_idct(table, dtype):
     return (np.asarray(table, np.float64)[:, None] * block_dct_matrix(np.float64)).astype(dtype)
 
 
+def _input_map(color_space, color, components, mean, std):
+    """The folded per-pixel affine map: ``(rows, const)`` with ``out[r] = const[r] + rows[r] @ planes``
+    (colour, level shift and normalization; the planes are the components' inverse DCTs)."""
+    color = ("gray" if color_space == "gray" else "rgb") if color is None else color
+    matrix = color_matrix(color_space, color)
+    if components != matrix.shape[1]:
+        raise ValueError(f"a {color_space} picture has {matrix.shape[1]} components; found {components} "
+                         "coefficient stacks")
+    channels = matrix.shape[0]
+    mean = np.zeros(channels) if mean is None else np.broadcast_to(np.asarray(mean, np.float64).reshape(-1), (channels,))
+    std = np.ones(channels) if std is None else np.broadcast_to(np.asarray(std, np.float64).reshape(-1), (channels,))
+    if not np.all(std > 0):
+        raise ValueError(f"std must be positive, found {std}")
+    return matrix / std[:, None], (128.0 - mean) / std
+
+
+def _check_parts(coefficients, qtables, sampling):
+    if len(qtables) != len(coefficients) or len(sampling) != len(coefficients):
+        raise ValueError(f"found {len(coefficients)} coefficient stacks, {len(qtables)} tables and {len(sampling)} "
+                         "sampling factors; give one of each per component")
+
+
 def jpeg_pixels(coefficients, qtables, sampling, color_space, height, width, color=None, mean=None, std=None,
                 dtype=np.float32):
     """The float decode of a stack of JPEG images ``(N, C, 8*BH, 8*BW)`` from their quantized coefficients.
@@ -77,11 +104,8 @@ def jpeg_pixels(coefficients, qtables, sampling, color_space, height, width, col
     ``from_dct(dct_picture(...))`` normalized, to float rounding; the grid is
     the picture padded to whole blocks. NumPy or CuPy arrays.
     """
-    color = ("gray" if color_space == "gray" else "rgb") if color is None else color
-    matrix = color_matrix(color_space, color)
-    if len(coefficients) != matrix.shape[1] or len(qtables) != len(coefficients) or len(sampling) != len(coefficients):
-        raise ValueError(f"a {color_space} picture has {matrix.shape[1]} components; found {len(coefficients)} "
-                         f"coefficient stacks, {len(qtables)} tables, {len(sampling)} sampling factors")
+    rows, const = _input_map(color_space, color, len(coefficients), mean, std)
+    _check_parts(coefficients, qtables, sampling)
     dtype = np.dtype(dtype)
     xp = get_array_module(coefficients[0])
     gh, gw = -(-height // 8), -(-width // 8)
@@ -102,18 +126,47 @@ def jpeg_pixels(coefficients, qtables, sampling, color_space, height, width, col
         if fx > 1:
             plane = xp.repeat(plane, fx, axis=2)
         planes.append(plane[:, : 8 * gh, : 8 * gw])
-    channels = matrix.shape[0]
-    mean = np.zeros(channels) if mean is None else np.broadcast_to(np.asarray(mean, np.float64).reshape(-1), (channels,))
-    std = np.ones(channels) if std is None else np.broadcast_to(np.asarray(std, np.float64).reshape(-1), (channels,))
-    if not np.all(std > 0):
-        raise ValueError(f"std must be positive, found {std}")
-    out = xp.empty((planes[0].shape[0], channels, 8 * gh, 8 * gw), dtype)
-    for r in range(channels):  # colour, level shift (+128) and normalization in one affine map per pixel
-        row, target = matrix[r] / std[r], out[:, r]
-        target[...] = (128.0 - mean[r]) / std[r]
-        for m, plane in zip(row, planes):
+    out = xp.empty((planes[0].shape[0], rows.shape[0], 8 * gh, 8 * gw), dtype)
+    for r in range(rows.shape[0]):  # colour, level shift (+128) and normalization in one affine map per pixel
+        target = out[:, r]
+        target[...] = const[r]
+        for m, plane in zip(rows[r], planes):
             if m != 0:
                 target += dtype.type(m) * plane
+    return out
+
+
+def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width, color=None, mean=None, std=None,
+                     dtype=np.float32):
+    """:func:`jpeg_pixels` channels-last, ``(N, 8*BH, 8*BW, C)``, in one pass per component (NumPy).
+
+    The input of :meth:`dctnet.engine.FusedNet.channels_last`: each block is
+    dequantized and transformed once, skipping its zero coefficients, and
+    written with the colour map and normalization folded in
+    (:mod:`dctnet.kernels.jpeg_input`); nothing is transposed afterwards.
+
+    >>> import numpy as np, dctnet
+    >>> f = dctnet.encode_jpeg(np.full((3, 16, 8), 100, np.uint8)).to_bytes()
+    >>> first, (coefs, qt) = dctnet.read_jpeg(f), dctnet.read_stacked([f])
+    >>> x = jpeg_pixels_nhwc(coefs, list(qt.transpose(1, 0, 2)), first.sampling, "ycbcr", 16, 8)
+    >>> x.shape, bool(np.allclose(x, 100, atol=1))
+    ((1, 16, 8, 3), True)
+    """
+    rows, const = _input_map(color_space, color, len(coefficients), mean, std)
+    _check_parts(coefficients, qtables, sampling)
+    if any(is_cupy_array(c) for c in coefficients):
+        raise TypeError("jpeg_pixels_nhwc runs on the CPU; for CuPy arrays use jpeg_pixels")
+    dtype = np.dtype(dtype)
+    gh, gw = -(-height // 8), -(-width // 8)
+    vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
+    n = coefficients[0].shape[0]
+    out = np.empty((n, 8 * gh, 8 * gw, rows.shape[0]), dtype)
+    jpeg_input.fill_channels(out, const.astype(dtype))
+    basis = block_dct_matrix(dtype)
+    for c, (coef, table, (v, h)) in enumerate(zip(coefficients, qtables, sampling)):
+        table = np.broadcast_to(np.asarray(asnumpy(table), dtype).reshape(-1, 64), (n, 64))
+        jpeg_input.add_component(np.ascontiguousarray(coef, np.int16), np.ascontiguousarray(table), basis,
+                                 vmax // v, hmax // h, np.ascontiguousarray(rows[:, c].astype(dtype)), out)
     return out
 
 
@@ -124,10 +177,13 @@ class JpegBatches:
     one geometry) and mapped by :func:`jpeg_pixels`; ``form`` says what is
     yielded: ``"carried"`` (a :class:`~dctnet.functional.CarriedDCT`, the
     input of a JPEG-domain model in the carried evaluation), ``"coefficients"``
-    (a ``(N, C, BH, BW, 64)`` array, any JPEG-domain model) or ``"pixels"``
-    (the float decode ``(N, C, 8*BH, 8*BW)``, for a pixel model). ``color``,
-    ``mean``, ``std``, ``dtype`` as in :func:`jpeg_pixels`. With ``prefetch``
-    a thread reads batch b+1 while the caller works on batch b.
+    (a ``(N, C, BH, BW, 64)`` array, any JPEG-domain model), ``"pixels"``
+    (the float decode ``(N, C, 8*BH, 8*BW)``, for a pixel model) or
+    ``"channels_last"`` (the float decode ``(N, 8*BH, 8*BW, C)`` by
+    :func:`jpeg_pixels_nhwc`, the input of
+    :meth:`dctnet.engine.FusedNet.channels_last`). ``color``, ``mean``,
+    ``std``, ``dtype`` as in :func:`jpeg_pixels`. With ``prefetch`` a thread
+    reads batch b+1 while the caller works on batch b.
 
     >>> import numpy as np, dctnet
     >>> files = [dctnet.encode_jpeg(np.zeros((1, 16, 8), np.uint8)).to_bytes()] * 3
@@ -155,9 +211,10 @@ class JpegBatches:
             raise IndexError(f"batch {b} is out of range: {len(self)} batches of {len(self.files)} files")
         first = read_jpeg(files[0])  # the geometry; read_stacked refuses any file that differs
         coefs, qtables = read_stacked(files, threads=self.threads)
-        pixels = jpeg_pixels(coefs, list(qtables.transpose(1, 0, 2)), first.sampling, first.color_space,
-                             first.height, first.width, self.color, self.mean, self.std, self.dtype)
-        if self.form == "pixels":
+        make = jpeg_pixels_nhwc if self.form == "channels_last" else jpeg_pixels
+        pixels = make(coefs, list(qtables.transpose(1, 0, 2)), first.sampling, first.color_space,
+                      first.height, first.width, self.color, self.mean, self.std, self.dtype)
+        if self.form in ("pixels", "channels_last"):
             return pixels
         return CarriedDCT(pixels) if self.form == "carried" else to_dct(pixels)
 
@@ -185,14 +242,48 @@ class JpegBatches:
         thread.join()
 
 
-def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, prefetch=True, threads=None):
+def _fused(model, dtype, fused):
+    """``engine.fuse(model)`` when ``fused`` allows it and the model can take it, else None."""
+    if fused is False:
+        return None
+    on_gpu = any(is_cupy_array(p.data) for p in model.parameters())
+    dtypes = {np.dtype(p.dtype) for p in model.parameters()}
+    if on_gpu or dtypes != {np.dtype(dtype)}:  # (a model without parameters has no dtype of its own)
+        if fused:
+            raise TypeError(f"the model's parameters are {'on the GPU' if on_gpu else sorted(map(str, dtypes))}, "
+                            f"the fused engine runs on the CPU in the batches' dtype {np.dtype(dtype)}")
+        return None
+    try:
+        return engine.fuse(model)
+    except TypeError:  # a layer the engine does not take
+        if fused:
+            raise
+        return None
+
+
+def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, prefetch=True, threads=None,
+                  fused=None):
     """``model``'s outputs for JPEG ``files`` (paths or bytes), a NumPy array ``(N, ...)``, in order.
 
     A JPEG-domain model (:func:`dctnet.convert`) gets the coefficients, carried
     as pixels where its layers use the carried evaluation; a pixel model gets
-    the float decode. Runs in eval mode without recording gradients (the
-    model's mode is restored). See :class:`JpegBatches` for the other arguments.
+    the float decode. By default (``fused=None``) a CPU model whose layers the
+    fused engine takes (:data:`dctnet.engine.SUPPORTED`, ``SUPPORTED_JPEG``)
+    runs as :func:`dctnet.engine.fuse` of it, fed by :func:`jpeg_pixels_nhwc`
+    with the model's input normalization folded into the input map; the
+    same function, faster (docs/design.md §4). ``fused=False`` runs the model
+    itself, ``True`` requires the engine. Runs in eval mode without recording
+    gradients (the model's mode is restored). See :class:`JpegBatches` for the
+    other arguments.
     """
+    net = _fused(model, dtype, fused)
+    if net is not None:
+        affine = net.input_affine
+        mean, std = (None, None) if affine is None else (-affine[1] / affine[0], 1 / affine[0])
+        batches = JpegBatches(files, batch_size, "channels_last", color, mean, std, dtype, prefetch, threads)
+        outs = [asnumpy(as_coefficients(net.channels_last(x, affine_applied=affine is not None)).data)
+                for x in batches]
+        return np.concatenate(outs) if outs else np.zeros((0,))
     domain = model_domain(model)
     carried = domain == "jpeg" and any(getattr(m, "evaluation", None) == "carried" for m in model.modules())
     form = "pixels" if domain == "pixel" else "carried" if carried else "coefficients"

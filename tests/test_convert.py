@@ -265,3 +265,29 @@ def test_conversion_imports_no_mpi():
 def test_nn_does_not_import_jpegdl():
     names = _imported_modules(PACKAGE / "nn.py")
     assert not {n for n in names if "jpegdl" in n}, names
+
+
+def test_torchvision_resnets_carry_where_safe(rng):
+    """convert(..., "auto") carries models.ResNet and its blocks; a user's block subclass keeps coefficients."""
+    small = models.ResNet("basic", (1, 1, 1, 1), num_classes=3, in_channels=1)
+    for net in (small, models.resnet50(num_classes=3)):
+        assert {m.evaluation for m in dctnet.convert(net).modules() if isinstance(m, nn.EvaluatedLayer)} == {"carried"}
+
+    class MyBlock(models.BasicBlock):
+        def forward(self, x):
+            return super().forward(x)
+
+    custom = nn.Sequential(MyBlock(1, 2, 1), nn.GlobalAvgPool())
+    assert {m.evaluation for m in dctnet.convert(custom).modules() if isinstance(m, nn.EvaluatedLayer)} == {"auto"}
+    # a carried input is checked as coefficients are: the stage that would not be whole blocks is named
+    jnet = dctnet.convert(small.eval())
+    with pytest.raises(ValueError, match=r"224x224 input makes layer2 28x28 pixels"):
+        jnet(F.carry(np.zeros((1, 1, 28, 28, 64), np.float32)))
+    x = dctnet.to_dct(rng.uniform(size=(1, 1, 256, 256)))
+    net64, jnet64 = small.eval().astype(np.float64), dctnet.convert(small.astype(np.float64))
+    with dctnet.no_grad():
+        want = net64(Tensor(dctnet.from_dct(x))).data
+        got = jnet64(x).data
+        spatial = dctnet.set_evaluation(dctnet.convert(net64), "spatial")(x).data
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    np.testing.assert_allclose(spatial, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())

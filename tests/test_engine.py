@@ -116,8 +116,8 @@ def test_fused_same_bits_with_any_thread_count(rng):
 def test_fuse_rejects_what_it_cannot_run(rng):
     with pytest.raises(TypeError, match=r"does not support model.1 \(AvgPool2d\); supported layers: Sequential"):
         engine.fuse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2)))
-    with pytest.raises(TypeError, match="JPEG-domain layer"):
-        engine.fuse(dctnet.convert(models.paper_resnet(1, 10)))
+    with pytest.raises(TypeError, match=r"does not support model.1 \(DCTMaxPool2d\); supported JPEG-domain layers"):
+        engine.fuse(dctnet.convert(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2))))  # JPEG-domain models: test_engine_jpeg.py
     with pytest.raises(TypeError, match="takes a dctnet.nn.Module"):
         engine.fuse(lambda x: x)
     with pytest.raises(ValueError, match=r"model.1 \(Conv2d\) takes 4 channels, the model gives it 2"):

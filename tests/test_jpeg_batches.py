@@ -11,6 +11,7 @@ import pytest
 
 import dctnet
 from dctnet import Tensor, models, nn
+from dctnet.jpeg_batches import jpeg_pixels_nhwc
 
 MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
 
@@ -136,3 +137,70 @@ def test_predict_jpegs_equals_the_pixel_model_on_the_float_decode(evaluation):
     got32 = dctnet.predict_jpegs(dctnet.convert(net.astype(np.float32), evaluation=evaluation), files)
     assert got32.dtype == np.float32
     np.testing.assert_allclose(got32, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def nhwc_of(files, color, mean=None, std=None, dtype=np.float64):
+    first = dctnet.read_jpeg(files[0])
+    coefs, qt = dctnet.read_stacked(files)
+    return jpeg_pixels_nhwc(coefs, list(qt.transpose(1, 0, 2)), first.sampling, first.color_space, first.height,
+                            first.width, color, mean, std, dtype)
+
+
+@pytest.mark.parametrize("subsampling,mode", [(2, "RGB"), (0, "RGB"), (1, "RGB"), (None, "L")])
+@pytest.mark.parametrize("color", [None, "ycbcr", "gray"])
+def test_channels_last_input_map(rng, subsampling, mode, color):
+    """jpeg_pixels_nhwc against the decode reference: every sampling, per-file tables, partial blocks, normalized."""
+    files = pillow_files(rng, subsampling, mode)
+    want = reference(files, color).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(nhwc_of(files, color), want, atol=1e-9)
+    channels = want.shape[3]
+    mean, std = [10.0, 20.0, 30.0][:channels], [2.0, 3.0, 4.0][:channels]
+    np.testing.assert_allclose(nhwc_of(files, color, mean, std),
+                               reference(files, color, mean, std).transpose(0, 2, 3, 1), atol=1e-9)
+    got = nhwc_of(files, color, dtype=np.float32)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_channels_last_cifar10_and_batches():
+    files = cifar_files(40)
+    want = reference(files, "rgb", MEAN, STD).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(nhwc_of(files, "rgb", MEAN, STD), want, atol=1e-11)
+    for prefetch in (False, True):
+        got = list(dctnet.JpegBatches(files, 16, "channels_last", "rgb", MEAN, STD, np.float64, prefetch))
+        assert [len(b) for b in got] == [16, 16, 8]
+        np.testing.assert_allclose(np.concatenate(got), want, atol=1e-11)
+    with pytest.raises(ValueError, match="components"):
+        jpeg_pixels_nhwc([np.zeros((1, 1, 1, 64), np.int16)], [np.ones(64)], ((1, 1),), "ycbcr", 8, 8)
+
+
+@pytest.mark.parametrize("n", [15, 6])
+def test_predict_jpegs_fused_and_not(n):
+    """The default (fused engine, channels-last input map) equals the model itself, for JPEG and pixel models."""
+    files = cifar_files(24)
+    nn.manual_seed(1)
+    net = models.paper_resnet(3, 10, mean=MEAN, std=STD).astype(np.float64)
+    net.train()
+    net(Tensor(reference(files, "rgb")))
+    jnet = dctnet.convert(net.eval(), relu_frequencies=n)
+    for model in (jnet, net) if n == 15 else (jnet,):
+        plain = dctnet.predict_jpegs(model, files, batch_size=10, dtype=np.float64, fused=False)
+        for fused in (None, True):
+            got = dctnet.predict_jpegs(model, files, batch_size=10, dtype=np.float64, fused=fused)
+            np.testing.assert_allclose(got, plain, rtol=1e-9, atol=1e-9 * np.abs(plain).max())
+    # a layer the engine does not take: the model itself runs, unless the engine is required
+    pooled = dctnet.convert(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.MaxPool2d(2), nn.GlobalAvgPool()))
+    assert dctnet.predict_jpegs(pooled, files[:2]).shape == (2, 2)
+    with pytest.raises(TypeError, match="DCTMaxPool2d"):
+        dctnet.predict_jpegs(pooled, files[:2], fused=True)
+    with pytest.raises(TypeError, match="the fused engine runs on the CPU in the batches' dtype float32"):
+        dctnet.predict_jpegs(jnet, files[:2], fused=True)  # a float64 model, float32 batches
+
+
+def test_predict_jpegs_without_parameters_in_float64():
+    """A model without parameters has no dtype of its own: float64 batches run it as it is."""
+    files = cifar_files(3)
+    pooled = dctnet.convert(nn.Sequential(nn.Normalize(MEAN, STD), nn.GlobalAvgPool()))
+    want = reference(files, "rgb", MEAN, STD).mean(axis=(2, 3))
+    np.testing.assert_allclose(dctnet.predict_jpegs(pooled, files, dtype=np.float64), want, atol=1e-9)
+    np.testing.assert_allclose(dctnet.predict_jpegs(pooled, files), want, atol=1e-4)  # float32: fused
