@@ -6,8 +6,10 @@ module) and with ``numba.cuda.jit(device=True)`` (driven by a ``@cuda.jit``
 kernel, in the matching ``*_cuda`` module, imported only when a GPU array or the
 CUDA simulator asks for it; :func:`dctnet.backend.kernel_module` picks one).
 The 8x8 transform is written once, in :mod:`.blockdct`; the ASM/APX ReLU of
-:mod:`.asm` builds on it. The CPU engine's kernels (:mod:`.conv`, :mod:`.fused`)
-have no CUDA twin: on CuPy arrays those ops keep their array expressions.
+:mod:`.asm` builds on it. The CPU engine's kernels (:mod:`.conv`, :mod:`.fused`,
+:mod:`.lowpass` for the ASM/APX mask in a convolution's epilogue, :mod:`.jpeg_input`
+for quantized coefficients to the engine's channels-last input) have no CUDA
+twin: on CuPy arrays those ops keep their array expressions.
 
 Numba's on-disk cache checks only the file of the cached kernel itself: after
 editing ``blockdct.py``, delete ``kernels/__pycache__`` so that the cached ASM
