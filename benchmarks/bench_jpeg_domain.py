@@ -1,6 +1,6 @@
 """The JPEG-domain paper_resnet against the pixel one, per evaluation; and JPEG bytes to logits against PyTorch.
 
-    python benchmarks/bench_jpeg_domain.py [--rounds 3] [--files 2048] [--repeat 2]
+    python benchmarks/bench_jpeg_domain.py [--rounds 3] [--files 2048] [--repeat 2] [--no-dense]
 
 1. Network only, on 3x32x32 inputs: inference at batch 40 and 128 and an SGD
    training step at batch 40, for the pixel network and its JPEG-domain
@@ -12,7 +12,7 @@
 2. End to end: CIFAR-10 test JPEGs held in memory as bytes -> logits, batch 128:
    ``dctnet.predict_jpegs`` (read_stacked, the folded input map, the
    JPEG-domain network: by default the fused engine fed channels-last by
-   ``jpeg_pixels_nhwc``, with and without reading ahead in a thread; the
+   ``jpeg_pixels_nhwc``, without and with reading ahead in a thread; the
    autograd model in the carried and spatial evaluations) against simplejpeg
    decode + the same network in PyTorch (CPU) and Pillow decode + PyTorch.
    Exactness: the logits against the dctnet pixel model on the float decode
@@ -22,6 +22,8 @@ Every measurement runs in a fresh process of its own (two frameworks' thread
 pools in one process slow each other), the rounds alternate the order, and each
 row is the median over the rounds (within a process: the best of --repeat
 after a warm-up for network rows, one full pass for end-to-end rows).
+``--no-dense`` leaves out the paper's dense evaluation, which runs at a few
+images per second and takes most of a round.
 """
 
 import argparse
@@ -40,7 +42,7 @@ MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
 NETS = [("pixel", None, 15), ("carried n=15", "carried", 15), ("carried n=6", "carried", 6),
         ("spatial n=15", "spatial", 15), ("spatial n=6", "spatial", 6), ("dense n=15", "dense", 15),
         ("fused pixel", "fused", None), ("fused n=15", "fused", 15), ("fused n=6", "fused", 6)]
-END_TO_END = ["dctnet fused", "dctnet fused, no read-ahead", "dctnet fused n=6", "dctnet carried", "dctnet spatial",
+END_TO_END = ["dctnet fused", "dctnet fused, read-ahead", "dctnet fused n=6", "dctnet carried", "dctnet spatial",
               "simplejpeg + PyTorch", "Pillow + PyTorch"]
 
 
@@ -60,7 +62,7 @@ def pixel_model():
     return net.eval()
 
 
-def network_worker(repeat):
+def network_worker(repeat, dense=True):
     import dctnet
     from dctnet import engine, functional as F, optim
 
@@ -71,6 +73,8 @@ def network_worker(repeat):
     y = rng.integers(0, 10, 128)
     rows = {}
     for name, evaluation, n in NETS:
+        if evaluation == "dense" and not dense:
+            continue
         if evaluation == "fused":
             net = engine.fuse(pixel if n is None else dctnet.convert(pixel, relu_frequencies=n))
             data = x if n is None else c
@@ -107,7 +111,7 @@ def end_to_end_worker(what, files):
         pixel = pixel_model()
         n = 6 if "n=6" in what else 15
         net = dctnet.convert(pixel, relu_frequencies=n, evaluation="spatial" if "spatial" in what else "carried")
-        prefetch = "no read-ahead" not in what
+        prefetch = "read-ahead" in what
         fused = None if "fused" in what else False
 
         def run(part=files):
@@ -131,7 +135,7 @@ def end_to_end_worker(what, files):
         error = float(np.abs(logits - want).max() / np.abs(want).max())
         return {"rate": len(files) / seconds, "error": error if n == 15 else None}
     import torch
-    from bench_train import torch_model
+    from common import torch_model
 
     net = torch_model(pixel_model()).eval()
     if what.startswith("simplejpeg"):
@@ -163,6 +167,7 @@ def end_to_end_worker(what, files):
 
 def spawn(args, worker):
     cmd = [sys.executable, __file__, "--worker", worker, "--files", str(args.files), "--repeat", str(args.repeat)]
+    cmd += ["--no-dense"] if args.no_dense else []
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
     if done.returncode:
         raise RuntimeError(f"worker {worker} failed:\n{done.stderr}")
@@ -174,11 +179,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--files", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--no-dense", action="store_true", help="leave out the (very slow) dense evaluation")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         if args.worker == "network":
-            print(json.dumps(network_worker(args.repeat)))
+            print(json.dumps(network_worker(args.repeat, not args.no_dense)))
         else:
             print(json.dumps(end_to_end_worker(args.worker, cifar10_jpegs(args.files)[1])))
         return

@@ -59,7 +59,6 @@ from .autograd import Tensor, as_tensor
 from .backend import is_cupy_array
 from .functional.carried import CarriedDCT, carry
 from .functional.channels_last import forward_images, weight_matrix
-from .functional.carried import CarriedDCT
 from .functional.conv import MIN_TASKS
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .kernels import conv as conv_kernels
@@ -68,7 +67,7 @@ from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
 from .transform import block_dct_matrix, dct_matrix, frequency_count
 
-__all__ = ["fuse", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
+__all__ = ["fuse", "fuse_if_possible", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
 
 # The layer types fuse() understands (exactly these, or BatchNorm2d subclasses
 # that behave as it does in eval mode, such as SyncBatchNorm2d).
@@ -411,6 +410,29 @@ def fuse(model) -> "FusedNet":
     if len(dtypes) > 1 or not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)}:
         raise TypeError(f"fuse() needs a float32 or float64 model, found parameters of {sorted(map(str, dtypes))}")
     return FusedNet(model, dtypes.pop())
+
+
+def fuse_if_possible(model, dtype):
+    """:func:`fuse` of ``model`` when the engine can run it on NumPy input of ``dtype``, else None.
+
+    None when a parameter is a CuPy array or of another dtype, or a layer is
+    one the engine does not take; callers then run ``model`` itself.
+
+    >>> import numpy as np
+    >>> from dctnet import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    >>> type(fuse_if_possible(model, np.float32)).__name__, fuse_if_possible(model, np.float64)
+    ('FusedNet', None)
+    >>> fuse_if_possible(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2)), np.float32) is None
+    True
+    """
+    params = list(model.parameters()) if isinstance(model, nn.Module) else []
+    if not params or any(is_cupy_array(p.data) for p in params) or {np.dtype(p.dtype) for p in params} != {np.dtype(dtype)}:
+        return None
+    try:
+        return fuse(model)
+    except TypeError:  # a layer the engine does not take
+        return None
 
 
 class FusedNet:

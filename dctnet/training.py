@@ -147,10 +147,10 @@ def predict(model, x, batch_size=500):
 
     Evaluation mode without gradients; each module's train/eval mode is
     restored afterwards. ``x``: pixels or DCT-domain pictures (NumPy or CuPy).
-    A pixel-domain NumPy model built from the layers of
-    :data:`dctnet.engine.SUPPORTED` runs as the folded inference network
+    A NumPy model of ``x``'s dtype whose layers the engine takes (pixel or
+    JPEG domain) runs as the folded inference network
     :func:`dctnet.engine.fuse` (a snapshot taken now; the same logits up to
-    rounding); any other runs as ``model(x)``.
+    rounding, :func:`dctnet.engine.fuse_if_possible`); any other runs as ``model(x)``.
 
     >>> import numpy as np
     >>> from dctnet import nn
@@ -165,30 +165,13 @@ def predict(model, x, batch_size=500):
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        run = engine.fuse(model) if _fusable(model, x) else model
+        run = (engine.fuse_if_possible(model, x.dtype) if isinstance(x, np.ndarray) else None) or model
         with no_grad():
             return np.concatenate([asnumpy(run(Tensor(x[s:s + batch_size])).data)
                                    for s in range(0, len(x), batch_size)])
     finally:
         for module, mode in modes:  # parents first, so every module ends in its own mode
             module.train(mode)
-
-
-_FUSABLE = tuple(getattr(nn, name) for name in engine.SUPPORTED)
-
-
-def _fusable(model, x) -> bool:
-    """Whether :func:`dctnet.engine.fuse` runs ``model`` on ``x``: NumPy input of the
-    parameters' float dtype, and only the layers it knows (plain or synchronized BN)."""
-    if not isinstance(x, np.ndarray) or not isinstance(model, nn.Module):
-        return False
-    dtypes = {p.data.dtype for p in model.parameters()}
-    if dtypes != {x.dtype} or x.dtype not in (np.float32, np.float64):
-        return False
-    if any(not isinstance(p.data, np.ndarray) for p in model.parameters()):
-        return False
-    return all((type(m) in _FUSABLE or isinstance(m, nn.BatchNorm2d))
-               and getattr(m, "input_domain", "pixel") != "jpeg" for m in model.modules())
 
 
 def evaluate(model, x, y, batch_size=500, distributed=False) -> Evaluation:

@@ -88,6 +88,10 @@ def test_predict_takes_dct_pictures_for_a_jpeg_domain_model(rng):
     jpeg = dctnet.convert(net)
     np.testing.assert_allclose(training.predict(jpeg, dctnet.to_dct(pixels), batch_size=2),
                                training.predict(net, pixels), atol=1e-9)
+    with dctnet.no_grad():  # the fused engine (predict's path here) against the JPEG-domain model itself
+        own = jpeg.eval()(Tensor(dctnet.to_dct(pixels))).data
+    assert dctnet.engine.fuse_if_possible(jpeg, np.float64) is not None
+    np.testing.assert_allclose(training.predict(jpeg, dctnet.to_dct(pixels)), own, rtol=1e-9, atol=1e-9)
 
 
 def test_predict_runs_the_fused_engine_where_it_can(monkeypatch, rng):
