@@ -130,7 +130,8 @@ class _Conv(_Step):
     def finish(self, dtype):
         self.wt = weight_matrix(self.w.astype(dtype))
         self.b = self.bias.astype(dtype)
-        self.d = dct_matrix(np.float64).astype(dtype)  # for the mask, if any
+        if self.mask is not None:
+            self.d = dct_matrix(np.float64).astype(dtype)
 
     def out_shape(self, shape, where):
         if shape[0] != self.w.shape[1]:

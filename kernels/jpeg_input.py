@@ -29,6 +29,18 @@ def fill_channels(out, const):
                     out[m, y, x, c] = const[c]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _block_idct(block, table, basis, pix):
+    """``pix`` (64 natural pixels) = the inverse DCT of ``block * table`` (64 zigzag), skipping zero coefficients."""
+    pix[:] = 0
+    for q in range(64):
+        c = block[q]
+        if c != 0:
+            v = c * table[q]
+            for p in range(64):
+                pix[p] += v * basis[q, p]
+
+
 @njit(nogil=True, cache=True)
 def add_component(coef, tables, basis, fy, fx, weights, out):
     """``out[m, y, x, :] += weights * plane[m, y // fy, x // fx]`` with ``plane`` the
@@ -41,13 +53,7 @@ def add_component(coef, tables, basis, fy, fx, weights, out):
     for m in range(n):
         for by in range(bh):
             for bx in range(bw):
-                pix[:] = 0
-                for q in range(64):
-                    c = coef[m, by, bx, q]
-                    if c != 0:
-                        v = c * tables[m, q]
-                        for p in range(64):
-                            pix[p] += v * basis[q, p]
+                _block_idct(coef[m, by, bx], tables[m], basis, pix)
                 for i in range(8):
                     for j in range(8):
                         v = pix[8 * i + j]
@@ -69,16 +75,12 @@ def idct_nhwc(coef, basis, out):
     zigzag, by ``basis`` (64 zigzag, 64 natural pixels): coefficients to the engine's input."""
     n, c, bh, bw, _ = coef.shape
     pix = np.empty(64, out.dtype)
+    ones = np.ones(64, out.dtype)  # the coefficients come dequantized
     for m in range(n):
         for ch in range(c):
             for by in range(bh):
                 for bx in range(bw):
-                    pix[:] = 0
-                    for q in range(64):
-                        v = coef[m, ch, by, bx, q]
-                        if v != 0:
-                            for p in range(64):
-                                pix[p] += v * basis[q, p]
+                    _block_idct(coef[m, ch, by, bx], ones, basis, pix)
                     for i in range(8):
                         for j in range(8):
                             out[m, 8 * by + i, 8 * bx + j, ch] = pix[8 * i + j]
