@@ -37,8 +37,9 @@ import time
 
 import numpy as np
 from common import best_seconds, cifar10_jpegs
+from dctnet.training import NORMALIZATION
 
-MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
+MEAN, STD = NORMALIZATION["cifar10"]  # the CIFAR-10 statistics the library trains with
 NETS = [("pixel", None, 15), ("carried n=15", "carried", 15), ("carried n=6", "carried", 6),
         ("spatial n=15", "spatial", 15), ("spatial n=6", "spatial", 6), ("dense n=15", "dense", 15),
         ("fused pixel", "fused", None), ("fused n=15", "fused", 15), ("fused n=6", "fused", 6)]

@@ -80,17 +80,18 @@ def torch_worker(args):
     import torch
     import torch.nn.functional as F
 
-    from dctnet import training
+    from dctnet import optim, training
 
     if args.threads:
         torch.set_num_threads(args.threads)
     data = mnist(args.limit)
-    net = torch_model(dctnet_model(args.seed, data))  # dctnet only builds the starting weights here
+    model = dctnet_model(args.seed, data)
+    net = torch_model(model)  # dctnet only builds the starting weights here
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, nesterov=True)
     n = len(data.x_train)
-    total = training.steps_per_epoch(n, BATCH) * args.run_epochs
-    # the same warm-up steps as training.cosine_schedule
-    warmup = min(total - 1, round(args.warmup * training.steps_per_epoch(n, BATCH)))
+    # the steps of dctnet's schedule for this run (nothing is trained with its optimizer)
+    plan = training.cosine_schedule(optim.SGD(model.parameters(), lr=LR), args.run_epochs, n, BATCH, args.warmup)
+    total, warmup = plan.total_steps, plan.warmup_steps
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup)
     sched = cosine if warmup == 0 else torch.optim.lr_scheduler.SequentialLR(
         opt, [torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=warmup), cosine], milestones=[warmup])

@@ -40,8 +40,9 @@ import time
 import numpy as np
 
 from common import torch_model
+from dctnet.training import NORMALIZATION
 
-MEAN, STD = [125.3, 123.0, 113.9], [63.0, 62.1, 66.7]
+MEAN, STD = NORMALIZATION["cifar10"]  # the CIFAR-10 statistics the library trains with
 BATCHES = (40, 128)
 ROWS = {  # row -> (framework, kind); kind decides what is timed
     "inference, model": ("dctnet", "infer"),
