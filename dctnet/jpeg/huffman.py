@@ -30,7 +30,7 @@ import numpy as np
 
 from ..kernels import huffman as kernels
 from .errors import JpegError, JpegWarning
-from .markers import MAX_PIXELS, UNSUPPORTED_FRAMES, Markers, too_short, walk, walk_many
+from .markers import MAX_PIXELS, UNSUPPORTED_FRAMES, Markers, coded_blocks, walk, walk_many
 from .picture import JpegImage, block_grids, unchecked_images
 
 __all__ = ["read", "Batch", "stack_views", "check_threads", "STANDARD_DHT", "MAX_DIMENSION"]
@@ -378,16 +378,19 @@ class Batch:
                     pid.append(self._add(self._parse(i, walk(blob)), False))
         self.pid = np.array(pid, np.int64)
         if markers is None:  # read_jpeg checked its file; here a file far too short for its size goes to read_jpeg
-            self._refuse_short(blobs)
+            self._refuse_short()
         self.taken = self.pid >= 0
 
-    def _refuse_short(self, blobs):
+    def _refuse_short(self):
         """Untake the files whose scan data cannot code their size (``markers.too_short``): before any allocation."""
-        for i in np.flatnonzero(self.pid >= 0).tolist():
-            plan = self.unique[self.pid[i]]
-            vmax, hmax = max(v for v, _ in plan.sampling), max(h for _, h in plan.sampling)
-            if too_short(plan.height, plan.width, plan.sampling, vmax, hmax, len(blobs[i]) - int(self.span[i, 0])):
-                self.pid[i] = -1
+        if not self.unique:
+            return
+        # one block count per plan, then one comparison for all files: too_short(...) is None iff 8 * present >= blocks
+        blocks = np.array([coded_blocks(p.height, p.width, p.sampling, max(v for v, _ in p.sampling),
+                                        max(h for _, h in p.sampling)) for p in self.unique], np.int64)
+        present = np.diff(self.offsets) - self.span[:, 0]
+        taken = self.pid >= 0
+        self.pid[taken & (8 * present < blocks[np.maximum(self.pid, 0)])] = -1
 
     def _parse(self, i, markers):
         try:
