@@ -12,7 +12,7 @@ padding kept), which a JPEG-domain network in the carried evaluation takes as
 it is (:class:`~dctnet.functional.CarriedDCT`): nothing is rounded or clamped.
 
 :func:`jpeg_pixels_nhwc` writes the same pixels channels-last in one Numba
-pass per component, the input of the fused engine
+pass, the input of the fused engine
 (:meth:`dctnet.engine.FusedNet.channels_last`). :class:`JpegBatches` reads
 files (paths or bytes) in batches ready for a model; :func:`predict_jpegs`
 runs a model over them, by default as the fused engine.
@@ -40,6 +40,7 @@ from .conversion import model_domain
 from .functional import CarriedDCT, as_coefficients
 from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg, read_stacked
 from .kernels import jpeg_input
+from .threads import num_threads, parallel_for
 from .transform import block_dct_matrix, to_dct
 
 __all__ = ["jpeg_pixels", "jpeg_pixels_nhwc", "color_matrix", "JpegBatches", "predict_jpegs"]
@@ -138,12 +139,13 @@ def jpeg_pixels(coefficients, qtables, sampling, color_space, height, width, col
 
 def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width, color=None, mean=None, std=None,
                      dtype=np.float32):
-    """:func:`jpeg_pixels` channels-last, ``(N, 8*BH, 8*BW, C)``, in one pass per component (NumPy).
+    """:func:`jpeg_pixels` channels-last, ``(N, 8*BH, 8*BW, C)``, in one pass (NumPy).
 
     The input of :meth:`dctnet.engine.FusedNet.channels_last`: each block is
-    dequantized and transformed once, skipping its zero coefficients, and
-    written with the colour map and normalization folded in
-    (:mod:`dctnet.kernels.jpeg_input`); nothing is transposed afterwards.
+    dequantized and transformed once, skipping its zero coefficients, and each
+    pixel written once with the colour map and normalization folded in
+    (:mod:`dctnet.kernels.jpeg_input`), on chunks of images in the engine's
+    threads; nothing is transposed afterwards.
 
     >>> import numpy as np, dctnet
     >>> f = dctnet.encode_jpeg(np.full((3, 16, 8), 100, np.uint8)).to_bytes()
@@ -161,12 +163,19 @@ def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width
     vmax, hmax = (max(s[i] for s in sampling) for i in (0, 1))
     n = coefficients[0].shape[0]
     out = np.empty((n, 8 * gh, 8 * gw, rows.shape[0]), dtype)
-    jpeg_input.fill_channels(out, const.astype(dtype))
-    basis = block_dct_matrix(dtype)
-    for c, (coef, table, (v, h)) in enumerate(zip(coefficients, qtables, sampling)):
-        table = np.broadcast_to(np.asarray(asnumpy(table), dtype).reshape(-1, 64), (n, 64))
-        jpeg_input.add_component(np.ascontiguousarray(coef, np.int16), np.ascontiguousarray(table), basis,
-                                 vmax // v, hmax // h, np.ascontiguousarray(rows[:, c].astype(dtype)), out)
+    coefs = tuple(np.ascontiguousarray(c, np.int16) for c in coefficients)
+    tables = tuple(np.ascontiguousarray(np.broadcast_to(np.asarray(asnumpy(t), dtype).reshape(-1, 64), (n, 64)))
+                   for t in qtables)
+    fy = np.array([vmax // v for v, _ in sampling], np.int64)
+    fx = np.array([hmax // h for _, h in sampling], np.int64)
+    args = block_dct_matrix(dtype), fy, fx, np.ascontiguousarray(rows, dtype), const.astype(dtype)
+    per_task = max(1, -(-n // (4 * num_threads())))  # a few tasks per thread: the images are independent
+
+    def task(worker, t):
+        s = slice(t * per_task, (t + 1) * per_task)
+        jpeg_input.pixels_nhwc(tuple(c[s] for c in coefs), tuple(q[s] for q in tables), *args, out[s])
+
+    parallel_for(task, -(-n // per_task))
     return out
 
 
