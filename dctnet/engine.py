@@ -593,7 +593,10 @@ class FusedNet:
         else:
             arrays = {self._input.id: buffer(self._input)}
             if layout == "coefficients":
-                jpeg_input_kernels.idct_nhwc(x, self._basis, arrays[self._input.id])
+                # the inverse DCT as one GEMM (dense coefficients: nothing to skip), then into NHWC
+                pix = _scratch(ws, "pixels", x.shape, dtype)
+                np.matmul(x.reshape(-1, 64), self._basis, out=pix.reshape(-1, 64))
+                jpeg_input_kernels.blocks_nhwc(pix, arrays[self._input.id])
             else:
                 conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
         if affine_applied:

@@ -14,7 +14,7 @@ take ``dctnet.jpeg_pixels``' array expressions.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, uintp
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -84,17 +84,18 @@ def pixels_nhwc(coefs, tables, basis, fy, fx, rows, const, out):
 
 
 @njit(nogil=True, cache=True)
-def idct_nhwc(coef, basis, out):
-    """``out`` (N, 8*BH, 8*BW, C) = the blockwise inverse DCT of ``coef`` (N, C, BH, BW, 64),
-    zigzag, by ``basis`` (64 zigzag, 64 natural pixels): coefficients to the engine's input."""
-    n, c, bh, bw, _ = coef.shape
-    pix = np.empty(64, out.dtype)
-    ones = np.ones(64, out.dtype)  # the coefficients come dequantized
+def blocks_nhwc(pix, out):
+    """``out`` (N, 8*BH, 8*BW, C) = the 8x8 pixel blocks ``pix`` (N, C, BH, BW, 64), natural order:
+    an inverse DCT done as one GEMM (``coefficients @ block_dct_matrix``), put in the engine's layout."""
+    n, c, bh, bw, _ = pix.shape
+    of = out.reshape(-1)
+    w = 8 * bw
     for m in range(n):
         for ch in range(c):
             for by in range(bh):
                 for bx in range(bw):
-                    _block_idct(coef[m, ch, by, bx], ones, basis, pix)
+                    block = pix[m, ch, by, bx]
                     for i in range(8):
+                        row = uintp(((m * 8 * bh + 8 * by + i) * w + 8 * bx) * c + ch)
                         for j in range(8):
-                            out[m, 8 * by + i, 8 * bx + j, ch] = pix[8 * i + j]
+                            of[row + uintp(j * c)] = block[8 * i + j]
