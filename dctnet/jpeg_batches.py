@@ -264,7 +264,7 @@ def _fused(model, dtype, fused):
     return net
 
 
-def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, prefetch=False, threads=None,
+def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, prefetch=False, threads=1,
                   fused=None):
     """``model``'s outputs for JPEG ``files`` (paths or bytes), a NumPy array ``(N, ...)``, in order.
 
@@ -277,7 +277,10 @@ def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, pr
     same function, faster (docs/design.md §4). ``fused=False`` runs the model
     itself, ``True`` requires the engine. ``prefetch`` is off by default: on a
     2-core machine reading ahead in a thread took cores from the engine
-    (0.80x, docs/design.md §4). Runs in eval mode without recording
+    (0.80x, docs/design.md §4). ``threads`` are the decoder's
+    (:func:`dctnet.read_stacked`), one by default: its OpenMP workers spin
+    after each batch and took the cores from the network (3.0k against 3.7k
+    CIFAR-10 images/s, docs/design.md §4). Runs in eval mode without recording
     gradients (the model's mode is restored). See :class:`JpegBatches` for the
     other arguments.
     """
