@@ -59,7 +59,7 @@ from .autograd import Tensor, as_tensor
 from .backend import is_cupy_array
 from .functional.carried import CarriedDCT, carry
 from .functional.channels_last import forward_images, weight_matrix
-from .functional.conv import MIN_TASKS
+from .functional.conv import split
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .kernels import conv as conv_kernels
 from .kernels import jpeg_input as jpeg_input_kernels
@@ -78,7 +78,7 @@ SUPPORTED = ("Sequential", "ResidualBlock", "Conv2d", "BatchNorm2d", "ReLU", "Id
 # low-pass mask step.
 SUPPORTED_JPEG = ("DCTConv2d", "DCTBatchNorm", "ASMReLU", "DCTNormalize", "DCTGlobalAvgPool")
 
-# Images per task (and at least conv.MIN_TASKS tasks): enough to amortize the
+# Most images per task (tasks split by conv.split): enough to amortize the
 # per-layer Python calls, few enough that one task's activations stay in a
 # core's cache.
 TASK_IMAGES = 8
@@ -561,14 +561,14 @@ class FusedNet:
             if not self._steps or (affine_applied and len(self._steps) == 1):  # only Identity layers (or the affine); pixels
                 out[...] = x.transpose(0, 3, 1, 2) if layout == "nhwc" else x
                 return self._result(out)
-            images = max(1, min(TASK_IMAGES, -(-n // MIN_TASKS)))
+            images, tasks = split(n, TASK_IMAGES)
 
             def task(worker, t):
                 start = t * images
                 ws = self._spaces.setdefault(worker, {})
                 self._run(shapes, x[start : start + images], out[start : start + images], ws, layout, affine_applied)
 
-            parallel_for(task, -(-n // images))
+            parallel_for(task, tasks)
         return self._result(out)
 
     def _result(self, out):

@@ -82,7 +82,7 @@ def test_conv2d_chunks_agree(rng, monkeypatch, stride):
     g = rng.normal(size=(7, 5, ho, wo))
     columns = 3 * 3 * 3 * ho * (10 if stride == 1 else wo)  # per image (flat layout: padded width)
     results = []
-    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, conv_module.MIN_TASKS)):  # all 7 images at once; 3 + 3 + 1
+    for budget, tasks in ((1 << 40, 1), (3 * columns * 8, conv_module.MIN_TASKS)):  # all 7 images at once; 2 + 2 + 2 + 1
         monkeypatch.setitem(conv_module.CHUNK_BYTES, "numpy", budget)  # the array path
         monkeypatch.setitem(conv_module.CHUNK_BYTES, "cpu", budget)  # the CPU path's pieces and tasks
         monkeypatch.setattr(conv_module, "MIN_TASKS", tasks)
