@@ -307,3 +307,17 @@ def test_pad_rejects_bad_padding():
         pad(np.zeros((2, 2)), (1, 2, 3))
     with pytest.raises(ValueError, match="at least 2 axes"):
         pad(np.zeros(3), 1)
+
+
+def test_split_gives_equal_shares():
+    """Every image in exactly one task, at most ``most`` and at most a MIN_TASKS-th of the batch
+    per task, and the task count rounded up towards a multiple of MIN_TASKS."""
+    from dctnet.functional.conv import MIN_TASKS, split
+
+    for n in range(1, 200):
+        for most in (1, 3, 5, 8, 16, 1000):
+            chunk, tasks = split(n, most)
+            assert (tasks - 1) * chunk < n <= tasks * chunk  # no empty task, none left out
+            assert chunk <= most and chunk <= -(-n // MIN_TASKS)
+    # 40 images: 8 tasks of 5 (two threads 4 + 4), not 5 of 8 (3 + 2)
+    assert split(40, 8) == (5, 8) and split(128, 8) == (8, 16) and split(3, 8) == (1, 3) and split(6, 3) == (2, 3)

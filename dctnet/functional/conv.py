@@ -188,11 +188,13 @@ MIN_TASKS = 4
 
 
 def split(n, most):
-    """(images per task, tasks) for ``n`` images, at most ``most`` per task: at least MIN_TASKS
-    tasks and a multiple of MIN_TASKS when ``n`` allows, so that two or four threads get equal
-    shares (40 images in 8 tasks of 5, not 5 of 8, where one thread would wait a fifth of the call)."""
+    """(images per task, tasks) for ``n`` images, at most ``most`` and a MIN_TASKS-th of ``n``
+    per task, the task count rounded up to a multiple of MIN_TASKS as far as equal chunks allow, so
+    that two or four threads get equal shares (40 images in 8 tasks of 5, not 5 of 8, where one
+    of two threads would wait a fifth of the call)."""
     chunk = max(1, min(n, most, -(-n // MIN_TASKS)))
-    tasks = min(n, -(-(-(-n // chunk)) // MIN_TASKS) * MIN_TASKS)
+    tasks = -(-n // chunk)
+    tasks = min(n, -(-tasks // MIN_TASKS) * MIN_TASKS)  # up to a multiple of MIN_TASKS, then equal chunks
     chunk = -(-n // tasks)
     return chunk, -(-n // chunk)
 
