@@ -65,3 +65,41 @@ def test_torch_twin_refuses_another_network():
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="paper_resnet"):
         load_common().torch_model(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+
+
+def test_recipe_is_pytorch_recipe_in_float64():
+    """Five training steps of the bench_recipe recipe (training.fit with SGD Nesterov, weight decay on
+    every parameter, per-step cosine, the epoch order) in float64 give PyTorch's weights and running
+    statistics to 1e-8: the frameworks run one recipe, so accuracy gaps in float32 are rounding."""
+    torch = pytest.importorskip("torch")
+    from dctnet import optim, training
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (600, 1, 32, 32))
+    y = rng.integers(0, 10, 600)
+    nn.manual_seed(5)
+    model = paper_resnet(1, 10, mean=[33.3], std=[76.8])
+    net = load_common().torch_model(model).double()
+    model = model.astype(np.float64)
+    lr, batch = 0.1, 128
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    sched = training.cosine_schedule(opt, 1, len(x), batch, 0.0)
+    training.fit(model, opt, (x, y), epochs=1, batch_size=batch, scheduler=sched, seed=2, log=None)
+    topt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=sched.total_steps)
+    order = torch.from_numpy(training.epoch_order(2, 0, len(x))[0])
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    net.train()
+    for s in range(0, len(x), batch):
+        idx = order[s:s + batch]
+        loss = torch.nn.functional.cross_entropy(net(tx[idx]), ty[idx])
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+        tsched.step()
+    ours = [p.data for p in model.parameters()] + [np.asarray(v) for k, v in model.state_dict().items() if "running" in k]
+    theirs = [p.detach().numpy() for p in net.parameters()] + [v.numpy() for k, v in net.state_dict().items()
+                                                                if "running" in k]
+    assert len(ours) == len(theirs) == 29 + 18
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8 * np.abs(b).max())
