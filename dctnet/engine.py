@@ -725,9 +725,11 @@ def fused_block_state(block):
     NumPy arrays.
     """
     found = _stock_layers(block)
-    if found is None:
-        return None
-    _, convs, bns = found
+    return None if found is None else _op_arguments(block, *found[1:])
+
+
+def _op_arguments(block, convs, bns):
+    """:func:`fused_block_state` of a block whose layers :func:`_stock_layers` found."""
     states = [BNState(b.weight, b.bias, b.running_mean, b.running_var, b.momentum, b.eps) for b in bns]
     shortcut = (convs[2].weight, states[2]) if len(convs) == 3 else None
     return dict(w1=block.conv1.weight, bn1=states[0], w2=block.conv2.weight, bn2=states[1],
@@ -780,7 +782,7 @@ def _forward(model, x, form):
     nhwc = None if found is None else _entry(found[0], model, x, form)
     if nhwc is None:
         return model(_plain(x, form)), "plain"
-    kwargs, bns = fused_block_state(model)
+    kwargs, bns = _op_arguments(model, *found[1:])
     for bn in bns:
         bn.num_batches_tracked += 1
     return residual_block(nhwc, channels_last=True, **kwargs), ("carried" if found[0] == "carried" else "nhwc")

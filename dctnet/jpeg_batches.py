@@ -38,9 +38,10 @@ from .autograd import Tensor, no_grad
 from .backend import asnumpy, device_constant, get_array_module, is_cupy_array
 from .conversion import model_domain
 from .functional import CarriedDCT, as_coefficients
+from .functional.conv import split
 from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg, read_stacked
 from .kernels import jpeg_input
-from .threads import num_threads, parallel_for
+from .threads import parallel_for
 from .transform import block_dct_matrix, to_dct
 
 __all__ = ["jpeg_pixels", "jpeg_pixels_nhwc", "color_matrix", "JpegBatches", "predict_jpegs"]
@@ -169,13 +170,13 @@ def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width
     fy = np.array([vmax // v for v, _ in sampling], np.int64)
     fx = np.array([hmax // h for _, h in sampling], np.int64)
     args = block_dct_matrix(dtype), fy, fx, np.ascontiguousarray(rows, dtype), const.astype(dtype)
-    per_task = max(1, -(-n // (4 * num_threads())))  # a few tasks per thread: the images are independent
+    per_task, tasks = split(n, engine.TASK_IMAGES)  # the engine's tasks (the images are independent)
 
     def task(worker, t):
         s = slice(t * per_task, (t + 1) * per_task)
         jpeg_input.pixels_nhwc(tuple(c[s] for c in coefs), tuple(q[s] for q in tables), *args, out[s])
 
-    parallel_for(task, -(-n // per_task))
+    parallel_for(task, tasks)
     return out
 
 
