@@ -133,3 +133,26 @@ def test_pixel_plans_keep_their_input(rng):
     np.testing.assert_allclose(fused.channels_last(xl).data, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(fused.channels_last((xl * scale + shift).astype(np.float32), affine_applied=True).data, want,
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 1), (1, 16, 24, 3), (3, 8, 32, 16), (1, 24, 8, 5)])
+def test_lowpass_kernel_against_the_block_formula(rng, shape):
+    """The epilogue kernel against the plain per-block projection B_k^T B_k (float64, every n)."""
+    from dctnet.kernels import lowpass
+    from dctnet.transform import block_dct_matrix, dct_matrix, frequency_count
+
+    m, h, w, c = shape
+    blocks = block_dct_matrix()
+    for n in range(1, 16):
+        bk = blocks[: frequency_count(n)]
+        for apx in (False, True):
+            for has_res in (False, True):
+                y, res, bias = rng.normal(size=shape), rng.normal(size=shape), rng.normal(size=c)
+                v = y + bias + (res if has_res else 0)
+                tiles = v.reshape(m, h // 8, 8, w // 8, 8, c).transpose(0, 1, 3, 5, 2, 4).reshape(-1, 64)
+                low = tiles @ bk.T @ bk
+                want = np.where(low > 0, low if apx else tiles, 0.0)
+                want = want.reshape(m, h // 8, w // 8, c, 8, 8).transpose(0, 1, 4, 2, 5, 3).reshape(shape)
+                got = y.copy()
+                lowpass.bias_lowpass_images(got, bias, res if has_res else got, has_res, dct_matrix(), n, apx)
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=f"n={n} apx={apx} res={has_res}")
