@@ -143,6 +143,11 @@ def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, scale, sh
     xf = x.reshape(-1)
     k = kh * kw * c
     zero = x.dtype.type(0)
+    # the transform's coefficients tiled along a kernel row: one flat loop per run, where a
+    # loop over the 16-64 channels of each tap ran scalar (1.5-1.8x slower)
+    tscale, tshift = np.empty(kw * c if relu else 0, scale.dtype), np.empty(kw * c if relu else 0, shift.dtype)
+    for t in range(tscale.size):
+        tscale[t], tshift[t] = scale[t % c], shift[t % c]
     for m in range(count):
         img = (n0 + m) * h * w * c
         for y in range(ho):
@@ -165,10 +170,8 @@ def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, scale, sh
                     src = uintp(img + (r * w + c0 + jlo) * c)
                     dst = d + uintp(jlo * c)
                     if relu:
-                        for j in range(uintp(jhi - jlo)):
-                            o = j * uintp(c)
-                            for ci in range(uintp(c)):
-                                cols[dst + o + ci] = max(scale[ci] * xf[src + o + ci] + shift[ci], zero)
+                        for t in range(uintp((jhi - jlo) * c)):
+                            cols[dst + t] = max(tscale[t] * xf[src + t] + tshift[t], zero)
                     else:
                         for t in range(uintp((jhi - jlo) * c)):
                             cols[dst + t] = xf[src + t]

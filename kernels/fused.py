@@ -13,63 +13,64 @@ moments accumulate channel by channel in a fixed order (reproducible). Like
 import numpy as np
 from numba import njit
 
+RUN = 256
+"""The least number of values per flat run (whole rows)."""
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _run_length(c):
+    """Values per run: the fewest whole rows of ``c`` values that make at least RUN."""
+    return max(1, -(-RUN // c)) * c
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _tile(v, length):
+    """The per-channel vector ``v`` repeated to ``length`` (a multiple of its size)."""
+    out = np.empty(length, v.dtype)
+    for t in range(length):
+        out[t] = v[t % v.size]
+    return out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fold(lanes, c, sums, row):
+    """``sums[row, ch] +=`` the run positions of channel ``ch``, added in order."""
+    for ch in range(c):
+        total = 0.0
+        for t in range(ch, lanes.size, c):
+            total += lanes[t]
+        sums[row, ch] += total
+
 
 @njit(nogil=True, cache=True)
 def moments(y, sums):
     """``sums[0] += y.sum(axis=0)``, ``sums[1] += (y * y).sum(axis=0)``, in float64."""
-    for p in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            v = float(y[p, c])
-            sums[0, c] += v
-            sums[1, c] += v * v
+    c = y.shape[1]
+    n, run = y.size, _run_length(c)
+    yf = y.reshape(-1)
+    s0, s1 = np.zeros(run), np.zeros(run)
+    for base in range(0, n, run):
+        yr = yf[base : min(base + run, n)]
+        for t in range(yr.size):
+            v = float(yr[t])
+            s0[t] += v
+            s1[t] += v * v
+    _fold(s0, c, sums, 0)
+    _fold(s1, c, sums, 1)
 
 
 @njit(nogil=True, cache=True)
 def affine2_relu(y, a, b, r, ar, br, out):
     """``out = max(a * y + b + ar * r + br, 0)``: the end of a residual block."""
     zero = y.dtype.type(0)
-    for p in range(y.shape[0]):
-        for c in range(y.shape[1]):
-            out[p, c] = max(a[c] * y[p, c] + ar[c] * r[p, c] + (b[c] + br[c]), zero)
-
-
-# Rows per block: the masking loop writes one array and the summing loop then
-# reads it back from L1. Each loop vectorizes on its own; fused into one, the
-# stores to an output that might alias the inputs keep LLVM scalar (8x slower).
-BLOCK = 64
-
-
-# The masking kernels sum into accumulators of their own (fresh arrays, not
-# the caller's ``sums``, which might alias an input): then the row loops
-# vectorize, measured 2.5x faster.
-@njit(nogil=True, cache=True, inline="always")
-def _accumulate2(g, y, p0, p1, s0, s1):
-    """Rows p0..p1: ``s0 += sum(g)``, ``s1 += sum(g*y)`` per channel, in float64."""
-    for p in range(p0, p1):
-        for c in range(g.shape[1]):
-            f = float(g[p, c])
-            s0[c] += f
-            s1[c] += f * y[p, c]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _accumulate3(g, y, r, p0, p1, s0, s1, s2):
-    """Rows p0..p1: ``s0 += sum(g)``, ``s1 += sum(g*y)``, ``s2 += sum(g*r)``, in float64."""
-    for p in range(p0, p1):
-        for c in range(g.shape[1]):
-            f = float(g[p, c])
-            s0[c] += f
-            s1[c] += f * y[p, c]
-            s2[c] += f * r[p, c]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _add(sums, s0, s1, s2):
-    for c in range(s0.size):
-        sums[0, c] += s0[c]
-        sums[1, c] += s1[c]
-    for c in range(s2.size):
-        sums[2, c] += s2[c]
+    n, run = y.size, _run_length(y.shape[1])
+    at, art, bt = _tile(a, run), _tile(ar, run), _tile(b + br, run)
+    yf, rf, of = y.reshape(-1), r.reshape(-1), out.reshape(-1)
+    for base in range(0, n, run):
+        end = min(base + run, n)
+        yr, rr, orr = yf[base:end], rf[base:end], of[base:end]
+        for t in range(yr.size):
+            orr[t] = max(at[t] * yr[t] + art[t] * rr[t] + bt[t], zero)
 
 
 @njit(nogil=True, cache=True)
@@ -77,25 +78,45 @@ def masked_moments(g, out, y, r, has_r, gm, sums):
     """``gm = g * (out > 0)`` and, in float64, ``sums[0] += gm.sum(0)``,
     ``sums[1] += (gm * y).sum(0)``, ``sums[2] += (gm * r).sum(0)`` (when ``has_r``)."""
     zero = g.dtype.type(0)
-    s0, s1, s2 = np.zeros(g.shape[1]), np.zeros(g.shape[1]), np.zeros(g.shape[1] if has_r else 0)
-    for p0 in range(0, g.shape[0], BLOCK):
-        p1 = min(p0 + BLOCK, g.shape[0])
-        for p in range(p0, p1):
-            for c in range(g.shape[1]):
-                gm[p, c] = g[p, c] if out[p, c] > zero else zero
+    c = g.shape[1]
+    n, run = g.size, _run_length(c)
+    gf, of, yf, rf, mf = g.reshape(-1), out.reshape(-1), y.reshape(-1), r.reshape(-1), gm.reshape(-1)
+    s0, s1, s2 = np.zeros(run), np.zeros(run), np.zeros(run)
+    for base in range(0, n, run):
+        end = min(base + run, n)
+        gr, orr, yr, rr, mr = gf[base:end], of[base:end], yf[base:end], rf[base:end], mf[base:end]
+        # the mask, then the sums reading it back from L1: each loop vectorizes on its own, while
+        # one loop that stores to an output that might alias its inputs stays scalar
+        for t in range(gr.size):
+            mr[t] = gr[t] if orr[t] > zero else zero
         if has_r:
-            _accumulate3(gm, y, r, p0, p1, s0, s1, s2)
+            for t in range(mr.size):
+                f = float(mr[t])
+                s0[t] += f
+                s1[t] += f * yr[t]
+                s2[t] += f * rr[t]
         else:
-            _accumulate2(gm, y, p0, p1, s0, s1)
-    _add(sums, s0, s1, s2)
+            for t in range(mr.size):
+                f = float(mr[t])
+                s0[t] += f
+                s1[t] += f * yr[t]
+    _fold(s0, c, sums, 0)
+    _fold(s1, c, sums, 1)
+    if has_r:
+        _fold(s2, c, sums, 2)
 
 
 @njit(nogil=True, cache=True)
 def affine_grad(g, y, a, b, c0, out):
     """``out = a * g + b * y + c0`` with per-channel coefficients: batch norm's input gradient."""
-    for p in range(g.shape[0]):
-        for c in range(g.shape[1]):
-            out[p, c] = a[c] * g[p, c] + b[c] * y[p, c] + c0[c]
+    n, run = g.size, _run_length(g.shape[1])
+    at, bt, ct = _tile(a, run), _tile(b, run), _tile(c0, run)
+    gf, yf, of = g.reshape(-1), y.reshape(-1), out.reshape(-1)
+    for base in range(0, n, run):
+        end = min(base + run, n)
+        gr, yr, orr = gf[base:end], yf[base:end], of[base:end]
+        for t in range(gr.size):
+            orr[t] = at[t] * gr[t] + bt[t] * yr[t] + ct[t]
 
 
 @njit(nogil=True, cache=True)
@@ -103,12 +124,20 @@ def relu_grad_moments(g, y, a, b, sums):
     """In place ``g *= (a * y + b > 0)``, the mask of ``relu(a * y + b)`` (per-channel
     ``a``, ``b``), then (float64) ``sums[0] += g.sum(0)``, ``sums[1] += (g * y).sum(0)``."""
     zero = g.dtype.type(0)
-    s0, s1, s2 = np.zeros(g.shape[1]), np.zeros(g.shape[1]), np.zeros(0)
-    for p0 in range(0, g.shape[0], BLOCK):
-        p1 = min(p0 + BLOCK, g.shape[0])
-        for p in range(p0, p1):
-            for c in range(g.shape[1]):
-                if not a[c] * y[p, c] + b[c] > zero:
-                    g[p, c] = zero
-        _accumulate2(g, y, p0, p1, s0, s1)
-    _add(sums, s0, s1, s2)
+    c = g.shape[1]
+    n, run = g.size, _run_length(c)
+    at, bt = _tile(a, run), _tile(b, run)
+    gf, yf = g.reshape(-1), y.reshape(-1)
+    s0, s1 = np.zeros(run), np.zeros(run)
+    for base in range(0, n, run):
+        end = min(base + run, n)
+        gr, yr = gf[base:end], yf[base:end]
+        for t in range(gr.size):
+            if not at[t] * yr[t] + bt[t] > zero:
+                gr[t] = zero
+        for t in range(gr.size):
+            f = float(gr[t])
+            s0[t] += f
+            s1[t] += f * yr[t]
+    _fold(s0, c, sums, 0)
+    _fold(s1, c, sums, 1)

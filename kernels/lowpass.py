@@ -48,6 +48,24 @@ def _dot4(w, x0, x1, x2, x3):
     return w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3
 
 
+@njit(inline="always", **_FLAGS)
+def _project(sb, ch, pe0, pe1, pe2, pe3, po0, po1, po2, po3):
+    """In place on the 8 values ``sb[:, ch]``: their projection, from its even (``pe``) and odd
+    (``po``) 4x4 halves applied to the sums and differences of the values x and 7 - x."""
+    m0, m1, m2, m3 = sb[0, ch], sb[1, ch], sb[2, ch], sb[3, ch]
+    m4, m5, m6, m7 = sb[4, ch], sb[5, ch], sb[6, ch], sb[7, ch]
+    s0, s1, s2, s3 = m0 + m7, m1 + m6, m2 + m5, m3 + m4
+    q0, q1, q2, q3 = m0 - m7, m1 - m6, m2 - m5, m3 - m4
+    g0, h0 = _dot4(pe0, s0, s1, s2, s3), _dot4(po0, q0, q1, q2, q3)
+    g1, h1 = _dot4(pe1, s0, s1, s2, s3), _dot4(po1, q0, q1, q2, q3)
+    g2, h2 = _dot4(pe2, s0, s1, s2, s3), _dot4(po2, q0, q1, q2, q3)
+    g3, h3 = _dot4(pe3, s0, s1, s2, s3), _dot4(po3, q0, q1, q2, q3)
+    sb[0, ch], sb[7, ch] = g0 + h0, g0 - h0
+    sb[1, ch], sb[6, ch] = g1 + h1, g1 - h1
+    sb[2, ch], sb[5, ch] = g2 + h2, g2 - h2
+    sb[3, ch], sb[4, ch] = g3 + h3, g3 - h3
+
+
 @njit(**_FLAGS)
 def _weights(d, n, dtype):
     """The half-transform weights: ``fw`` (8, 4), frequency u from the sums (u even) or
@@ -131,19 +149,13 @@ def bias_lowpass_images(y, bias, res, has_res, d, n, apx):
                 po0, po1, po2, po3 = _row4(p[1], 0), _row4(p[1], 1), _row4(p[1], 2), _row4(p[1], 3)
                 for bx in range(w // 8):
                     sb = vert4[a, bx]  # (column in block, channel)
-                    for ch in range(c):
-                        m0, m1, m2, m3 = sb[0, ch], sb[1, ch], sb[2, ch], sb[3, ch]
-                        m4, m5, m6, m7 = sb[4, ch], sb[5, ch], sb[6, ch], sb[7, ch]
-                        s0, s1, s2, s3 = m0 + m7, m1 + m6, m2 + m5, m3 + m4
-                        q0, q1, q2, q3 = m0 - m7, m1 - m6, m2 - m5, m3 - m4
-                        g0, h0 = _dot4(pe0, s0, s1, s2, s3), _dot4(po0, q0, q1, q2, q3)
-                        g1, h1 = _dot4(pe1, s0, s1, s2, s3), _dot4(po1, q0, q1, q2, q3)
-                        g2, h2 = _dot4(pe2, s0, s1, s2, s3), _dot4(po2, q0, q1, q2, q3)
-                        g3, h3 = _dot4(pe3, s0, s1, s2, s3), _dot4(po3, q0, q1, q2, q3)
-                        sb[0, ch], sb[7, ch] = g0 + h0, g0 - h0
-                        sb[1, ch], sb[6, ch] = g1 + h1, g1 - h1
-                        sb[2, ch], sb[5, ch] = g2 + h2, g2 - h2
-                        sb[3, ch], sb[4, ch] = g3 + h3, g3 - h3
+                    # the channels in runs of exactly 16: a loop of a known 16 trips and a big body is
+                    # vectorized whole, where one of ``c`` trips (16-64 here) ran scalar (2x slower)
+                    for c0 in range(0, c - c % 16, 16):
+                        for cc in range(16):
+                            _project(sb, c0 + cc, pe0, pe1, pe2, pe3, po0, po1, po2, po3)
+                    for ch in range(c - c % 16, c):
+                        _project(sb, ch, pe0, pe1, pe2, pe3, po0, po1, po2, po3)
             for t in range(wc):  # vertical back (the frequencies a < n: zero weight for the others) in place
                 u0, u1, u2, u3 = vert[0, t], vert[1, t], vert[2, t], vert[3, t]
                 u4, u5, u6, u7 = vert[4, t], vert[5, t], vert[6, t], vert[7, t]

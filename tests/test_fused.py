@@ -119,23 +119,25 @@ def test_residual_block_rejects_bad_arguments(kwargs, match):
 # ----------------------------------------------------------------------------- kernels
 
 
-def test_kernels_against_numpy(rng):
-    """Channels-last (pixels, channels) arrays; per-channel vectors along the last axis."""
-    y, g, r = (rng.normal(size=(33, 4)) for _ in range(3))
-    out = np.maximum(rng.normal(size=(33, 4)), 0)
-    a, b, ar, br, c0 = (rng.normal(size=4) for _ in range(5))
+@pytest.mark.parametrize("p,c", [(33, 4), (1, 3), (40, 16), (7, 48), (5, 100)])
+def test_kernels_against_numpy(rng, p, c):
+    """Channels-last (pixels, channels) arrays, walked in flat runs of whole rows (a last,
+    partial run when the rows do not fill one)."""
+    y, g, r = (rng.normal(size=(p, c)) for _ in range(3))
+    out = np.maximum(rng.normal(size=(p, c)), 0)
+    a, b, ar, br, c0 = (rng.normal(size=c) for _ in range(5))
 
-    sums = np.zeros((2, 4))
+    sums = np.zeros((2, c))
     fk.moments(y, sums)
     np.testing.assert_allclose(sums, [y.sum(axis=0), (y * y).sum(axis=0)], rtol=1e-13)
     fk.moments(y.astype(np.float32), sums)  # float32 values, float64 sums: accumulates
-    np.testing.assert_allclose(sums, 2 * np.array([y.sum(axis=0), (y * y).sum(axis=0)]), rtol=1e-6)
+    np.testing.assert_allclose(sums, 2 * np.array([y.sum(axis=0), (y * y).sum(axis=0)]), rtol=1e-6, atol=1e-6)
 
     res = np.empty_like(y)
     fk.affine2_relu(y, a, b, r, ar, br, res)
     np.testing.assert_allclose(res, np.maximum(a * y + b + ar * r + br, 0), rtol=1e-13, atol=1e-15)
 
-    gm, sums = np.empty_like(g), np.zeros((3, 4))
+    gm, sums = np.empty_like(g), np.zeros((3, c))
     fk.masked_moments(g, out, y, r, True, gm, sums)
     want = g * (out > 0)
     np.testing.assert_array_equal(gm, want)
@@ -145,7 +147,7 @@ def test_kernels_against_numpy(rng):
     fk.affine_grad(g, y, a, b, c0, res)
     np.testing.assert_allclose(res, a * g + b * y + c0, rtol=1e-13, atol=1e-15)
 
-    gh, sums = g.copy(), np.zeros((2, 4))
+    gh, sums = g.copy(), np.zeros((2, c))
     fk.relu_grad_moments(gh, y, a, b, sums)
     np.testing.assert_array_equal(gh, g * (a * y + b > 0))
     np.testing.assert_allclose(sums, [gh.sum(axis=0), (gh * y).sum(axis=0)], rtol=1e-13, atol=1e-14)
