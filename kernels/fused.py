@@ -3,9 +3,15 @@
 Batch-norm moments taken in the conv's epilogue, BN + (BN'd shortcut) + ReLU
 in one pass, and the backward passes that mask by the ReLU and take the
 moments the BN gradient needs in the same sweep. Arrays are channels-last
-(P, C): P pixels (of one or more images) by C channels; per-channel vectors
-run along the contiguous axis, so every loop vectorizes and the float64
-moments accumulate channel by channel in a fixed order (reproducible). Like
+(P, C), C-contiguous: P pixels (of one or more images) by C channels.
+
+Every kernel walks its arrays flat, in runs of whole rows at least ``RUN``
+values long, with the per-channel coefficients tiled to the run's length: a
+loop over the 16 or 32 channels of one row is too short for LLVM, which leaves
+it scalar (1.5-2x slower at C = 16, docs/design.md §6). The float64 moments
+accumulate per position in the run (each a fixed set of rows of one channel),
+and a channel's positions are added in order at the end: a fixed order, so
+results are reproducible. Like
 :mod:`dctnet.kernels.conv` they run on the engine's threads (``nogil``, no
 ``prange``); CuPy arrays take the unfused array ops instead.
 """

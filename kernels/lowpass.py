@@ -21,10 +21,13 @@ passes loop over whole contiguous image rows, the horizontal one over the
 channels of each block column, and every loop body keeps the 8 values of a
 column of the block in registers (one load and one store each). No loop body
 branches (a branch stops LLVM's vectorization): the bias and residual are
-added in place first, the mask is a pass of its own. Measured against the
-previous form (sweeps of four-term sums over a row of blocks gathered as
-(row, column, block and channel)): 25 -> 16, 11 -> 8, 5.2 -> 2.3 us per image
-for the 32x32x16, 16x16x32 and 8x8x64 maps at n = 6, one thread.
+added in place first, the mask is a pass of its own. The channels of a block
+column go in runs of exactly 16: LLVM leaves a loop of 16-32 unknown trips
+scalar, but vectorizes a loop of a known 16 trips whole when its body is too
+big to unroll. Measured against the previous form (sweeps of four-term sums
+over a row of blocks gathered as (row, column, block and channel)): 24 -> 9.7,
+11 -> 4.6, 5.2 -> 2.4 us per image for the 32x32x16, 16x16x32 and 8x8x64 maps
+at n = 6, one thread.
 
 Serial and ``nogil`` like the other engine kernels (:mod:`.conv`): the engine
 runs it on its own threads, one task of images each. No CUDA twin: the engine
