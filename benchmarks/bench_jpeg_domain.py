@@ -1,6 +1,6 @@
 """The JPEG-domain paper_resnet against the pixel one, per evaluation; and JPEG bytes to logits against PyTorch.
 
-    python benchmarks/bench_jpeg_domain.py [--rounds 3] [--files 2048] [--repeat 2] [--no-dense]
+    python benchmarks/bench_jpeg_domain.py [--rounds 3] [--files 2048] [--repeat 5] [--no-dense]
 
 1. Network only, on 3x32x32 inputs: inference at batch 40 and 128 and an SGD
    training step at batch 40, for the pixel network and its JPEG-domain
@@ -21,7 +21,10 @@
 Every measurement runs in a fresh process of its own (two frameworks' thread
 pools in one process slow each other), the rounds alternate the order, and each
 row is the median over the rounds (within a process: the best of --repeat
-after a warm-up for network rows, one full pass for end-to-end rows).
+after a warm-up for network rows, one full pass for end-to-end rows). The
+network rows of one column are timed in turns, one call of each per turn, so
+that load which comes and goes falls on all of them alike; their ratios are
+taken within each round, then the median.
 ``--no-dense`` leaves out the paper's dense evaluation, which runs at a few
 images per second and takes most of a round.
 """
@@ -36,7 +39,7 @@ import sys
 import time
 
 import numpy as np
-from common import best_seconds, cifar10_jpegs
+from common import best_seconds_interleaved, cifar10_jpegs
 from dctnet.training import NORMALIZATION
 
 MEAN, STD = NORMALIZATION["cifar10"]  # the CIFAR-10 statistics the library trains with
@@ -72,37 +75,48 @@ def network_worker(repeat, dense=True):
     x = rng.uniform(0, 255, (128, 3, 32, 32)).astype(np.float32)
     c = dctnet.to_dct(x)
     y = rng.integers(0, 10, 128)
-    rows = {}
+    calls = {"autograd": {}, "fused": {}}  # key -> (images, callable); each group is timed in turns
     for name, evaluation, n in NETS:
         if evaluation == "dense" and not dense:
             continue
         if evaluation == "fused":
             net = engine.fuse(pixel if n is None else dctnet.convert(pixel, relu_frequencies=n))
             data = x if n is None else c
-            rows[f"inference {name} b40"] = 40 / best_seconds(lambda: net(data[:40]), repeat)
-            rows[f"inference {name} b128"] = 128 / best_seconds(lambda: net(data[:128]), repeat)
+            for b in (40, 128):
+                calls["fused"][f"inference {name} b{b}"] = (b, lambda net=net, data=data, b=b: net(data[:b]))
             continue
         net = pixel if evaluation is None else dctnet.convert(pixel, relu_frequencies=n, evaluation=evaluation)
         data = x if evaluation is None else c
 
-        def infer(b):
+        def infer(b, net=net, data=data):
             net.eval()
             with dctnet.no_grad():
                 return net(dctnet.Tensor(data[:b])).data
 
         opt = optim.SGD(net.parameters(), lr=1e-9)  # tiny steps: the shared weights barely move
 
-        def step():
+        def step(net=net, data=data, opt=opt):
             net.train()
             loss = F.cross_entropy(net(dctnet.Tensor(data[:40])), y[:40])
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-        rows[f"inference {name} b40"] = 40 / best_seconds(lambda: infer(40), repeat)
-        rows[f"inference {name} b128"] = 128 / best_seconds(lambda: infer(128), repeat)
-        rows[f"train step {name} b40"] = 40 / best_seconds(step, repeat)
+        calls["autograd"][f"inference {name} b40"] = (40, lambda infer=infer: infer(40))
+        calls["autograd"][f"inference {name} b128"] = (128, lambda infer=infer: infer(128))
+        calls["autograd"][f"train step {name} b40"] = (40, step)
+    rows = {}
+    for group in calls.values():
+        for cell in ("b40", "b128", "train"):  # the evaluations of one cell in turns
+            part = {k: v for k, v in group.items() if _cell(k) == cell}
+            best = best_seconds_interleaved({k: fn for k, (_, fn) in part.items()}, repeat)
+            rows.update({k: part[k][0] / best[k] for k in part})
     return rows
+
+
+def _cell(key):
+    """``"b40"``, ``"b128"`` or ``"train"``: which column a network row's key belongs to."""
+    return "train" if key.startswith("train") else key.rsplit(" ", 1)[1]
 
 
 def end_to_end_worker(what, files):
@@ -179,7 +193,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--files", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-dense", action="store_true", help="leave out the (very slow) dense evaluation")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,8 +220,10 @@ def main():
             if key not in net:
                 cells.append(f"{'-':>7s} {'':6s}")
                 continue
-            base = net[key.replace(name, "fused pixel" if evaluation == "fused" else "pixel")]
-            cells.append(f"{net[key]:7.0f} {net[key] / base:5.2f}x")
+            base = key.replace(name, "fused pixel" if evaluation == "fused" else "pixel")
+            # the ratio within each round (the two timed in turns in one process), then the median
+            ratio = statistics.median(d[key] / d[base] for d in results["network"])
+            cells.append(f"{net[key]:7.0f} {ratio:5.2f}x")
         print(f"{name:34s} " + " ".join(cells))
     e2e = {w: statistics.median(d["rate"] for d in results[w]) for w in END_TO_END}
     print(f"\n{'end to end, bytes -> logits, b128':34s} {'img/s':>7s} {'vs simplejpeg+PT':>17s} "

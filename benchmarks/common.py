@@ -20,6 +20,21 @@ def best_seconds(fn, repeat):
     return best
 
 
+def best_seconds_interleaved(fns, repeat):
+    """``{key: fastest of repeat timed calls}`` for a dict of callables, taken in turns (one
+    call of each per turn, after a warm-up turn): load that comes and goes during the
+    measurement then falls on all of them alike, which keeps their ratios honest."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - t0)
+    return best
+
+
 def cifar10_jpegs(limit):
     """``(source, [bytes, ...])``: up to ``limit`` CIFAR-10 JPEGs spread over the classes.
 

@@ -76,7 +76,7 @@ def _weights(d, n, dtype):
     even and odd halves of the horizontal projection onto b < n - a; ``vb`` (2, 4, 4), row
     x < 4 back from the even and odd vertical frequencies kept (zero weight for a >= n)."""
     fw = np.empty((8, 4), dtype)
-    hp = np.zeros((8, 2, 4, 4), dtype)
+    hp = np.zeros((8, 2, 4, 4))  # summed in float64, then rounded once
     vb = np.zeros((2, 4, 4), dtype)
     for u in range(8):
         for x in range(4):
@@ -88,7 +88,7 @@ def _weights(d, n, dtype):
             for x in range(4):
                 for k in range(4):
                     hp[a, b % 2, x, k] += np.float64(d[b, x]) * np.float64(d[b, k])
-    return fw, hp, vb
+    return fw, hp.astype(dtype), vb
 
 
 @njit(**_FLAGS)
