@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -44,7 +45,7 @@ def empty(shape, dtype) -> np.ndarray:
     """An uninitialized C-contiguous array of ``shape`` and ``dtype``, reused when possible."""
     global _held
     shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize  # not np.prod: a tuple to an array costs microseconds
     if nbytes < SMALL_BYTES:
         return np.empty(shape, dtype)
     key = (shape, dtype)

@@ -50,6 +50,7 @@ True
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 
 import numpy as np
@@ -198,7 +199,7 @@ class _Flatten(_Step):
         self.output(None, flat=True)
 
     def out_shape(self, shape, where):
-        return (int(np.prod(shape)),)
+        return (math.prod(shape),)
 
 
 class _Linear(_Step):
@@ -666,7 +667,7 @@ def _conv(step, x, target, res, ws, dtype):
 
 def _scratch(ws, name, shape, dtype):
     """The workspace buffer ``name`` as an array of ``shape`` (grown, never shrunk)."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # not np.prod, which costs microseconds per call
     buf = ws.get(name)
     if buf is None or buf.size < size:
         buf = ws[name] = np.empty(size, dtype)

@@ -16,6 +16,7 @@ array([2., 2., 2.])
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -268,7 +269,7 @@ def sum(a, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
 def mean(a, axis=None, keepdims=False):
     """Mean over ``axis`` (all axes by default)."""
     shape = _shape(a.data if isinstance(a, Tensor) else a)
-    count = int(np.prod([shape[i] for i in _axes(axis, len(shape))]))
+    count = math.prod(int(shape[i]) for i in _axes(axis, len(shape)))
     return Sum.apply(a, axis=axis, keepdims=keepdims) * (1.0 / count)
 
 
