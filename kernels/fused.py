@@ -48,6 +48,15 @@ def _fold(lanes, c, sums, row):
         sums[row, ch] += total
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _sums(gr, yr, s0, s1):
+    """Per run position, in float64: ``s0 += g``, ``s1 += g * y``."""
+    for t in range(gr.size):
+        f = float(gr[t])
+        s0[t] += f
+        s1[t] += f * yr[t]
+
+
 @njit(nogil=True, cache=True)
 def moments(y, sums):
     """``sums[0] += y.sum(axis=0)``, ``sums[1] += (y * y).sum(axis=0)``, in float64."""
@@ -102,10 +111,7 @@ def masked_moments(g, out, y, r, has_r, gm, sums):
                 s1[t] += f * yr[t]
                 s2[t] += f * rr[t]
         else:
-            for t in range(mr.size):
-                f = float(mr[t])
-                s0[t] += f
-                s1[t] += f * yr[t]
+            _sums(mr, yr, s0, s1)
     _fold(s0, c, sums, 0)
     _fold(s1, c, sums, 1)
     if has_r:
@@ -141,9 +147,6 @@ def relu_grad_moments(g, y, a, b, sums):
         for t in range(gr.size):
             if not at[t] * yr[t] + bt[t] > zero:
                 gr[t] = zero
-        for t in range(gr.size):
-            f = float(gr[t])
-            s0[t] += f
-            s1[t] += f * yr[t]
+        _sums(gr, yr, s0, s1)
     _fold(s0, c, sums, 0)
     _fold(s1, c, sums, 1)
