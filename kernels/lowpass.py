@@ -43,11 +43,13 @@ _FLAGS = dict(nogil=True, cache=True, fastmath={"contract"})
 
 @njit(inline="always", **_FLAGS)
 def _row4(a, i):
+    """Row ``i`` of a (., 4) array as a tuple: loop-invariant weights held in registers."""
     return a[i, 0], a[i, 1], a[i, 2], a[i, 3]
 
 
 @njit(inline="always", **_FLAGS)
 def _dot4(w, x0, x1, x2, x3):
+    """``w[0] * x0 + ... + w[3] * x3``, summed in this order."""
     return w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3
 
 
