@@ -20,8 +20,8 @@ from .transform import (
 )
 from .functional import apx_relu, asm_relu
 from .gradcheck import GradcheckError, gradcheck
-from .jpeg import (JpegError, JpegImage, JpegWarning, dct_picture, encode_jpeg, read_jpeg, read_jpegs, read_stacked,
-                   write_jpeg)
+from .jpeg import (JpegError, JpegHeader, JpegImage, JpegWarning, dct_picture, encode_jpeg, read_header, read_jpeg,
+                   read_jpegs, read_stacked, write_jpeg)
 
 from . import distributed, jpegdl, models, nn, optim, qtables
 from . import augment, training

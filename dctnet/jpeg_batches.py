@@ -39,7 +39,7 @@ from .backend import asnumpy, device_constant, get_array_module, is_cupy_array
 from .conversion import model_domain
 from .functional import CarriedDCT, as_coefficients
 from .functional.conv import split
-from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_jpeg, read_stacked
+from .jpeg import RGB_TO_YCBCR, YCBCR_TO_RGB, read_header, read_stacked
 from .kernels import jpeg_input
 from .threads import parallel_for
 from .transform import block_dct_matrix, to_dct
@@ -150,7 +150,7 @@ def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width
 
     >>> import numpy as np, dctnet
     >>> f = dctnet.encode_jpeg(np.full((3, 16, 8), 100, np.uint8)).to_bytes()
-    >>> first, (coefs, qt) = dctnet.read_jpeg(f), dctnet.read_stacked([f])
+    >>> first, (coefs, qt) = dctnet.read_header(f), dctnet.read_stacked([f])
     >>> x = jpeg_pixels_nhwc(coefs, list(qt.transpose(1, 0, 2)), first.sampling, "ycbcr", 16, 8)
     >>> x.shape, bool(np.allclose(x, 100, atol=1))
     ((1, 16, 8, 3), True)
@@ -219,7 +219,7 @@ class JpegBatches:
         files = self.files[b * self.batch_size:(b + 1) * self.batch_size]
         if not files:
             raise IndexError(f"batch {b} is out of range: {len(self)} batches of {len(self.files)} files")
-        first = read_jpeg(files[0])  # the geometry; read_stacked refuses any file that differs
+        first = read_header(files[0])  # the geometry; read_stacked refuses any file that differs
         coefs, qtables = read_stacked(files, threads=self.threads)
         make = jpeg_pixels_nhwc if self.form == "channels_last" else jpeg_pixels
         pixels = make(coefs, list(qtables.transpose(1, 0, 2)), first.sampling, first.color_space,

@@ -410,6 +410,43 @@ def test_corpus_reads_or_fails_cleanly(data_dir):
     assert read >= 65 and clean >= 30, (read, clean)
 
 
+def header_of(img):
+    return (img.height, img.width, tuple(tuple(x) for x in img.sampling), img.color_space)
+
+
+def test_read_header_is_what_read_jpeg_reads(pillow_file):
+    """Grey, every chroma sampling, baseline (headers only) and progressive (read whole)."""
+    data = pillow_file[1]
+    header = dctnet.read_header(data)
+    assert isinstance(header, dctnet.JpegHeader)
+    assert tuple(header) == header_of(read_jpeg(data))
+
+
+def test_read_header_of_the_corpus(data_dir):
+    """Every corpus file read_jpeg reads gives its header; the others a header or a JpegError naming
+    the file (a corrupt scan is read_jpeg's to find), never a crash."""
+    agreed = 0
+    for path in corpus_files(data_dir):
+        try:
+            img = read_jpeg(path)
+        except JpegError:
+            try:
+                dctnet.read_header(path)
+            except JpegError as exc:
+                assert path.name in str(exc)
+            continue
+        assert tuple(dctnet.read_header(path)) == header_of(img), path.name
+        agreed += 1
+    assert agreed >= 30, agreed
+
+
+def test_read_header_errors():
+    with pytest.raises(JpegError, match="not a JPEG file"):
+        dctnet.read_header(b"GIF89a....")
+    with pytest.raises(JpegError, match="empty"):
+        dctnet.read_header(b"")
+
+
 def test_cifar10_zip_files_read(data_dir):
     path = data_dir / "cifar10-jpeg.zip"
     if not path.is_file():

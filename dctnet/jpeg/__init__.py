@@ -12,7 +12,7 @@ docs/design.md §5; its modules, lowest first:
 - :mod:`~dctnet.jpeg.libjpeg`: reading and writing through libjpeg (jpeglib);
 - :mod:`~dctnet.jpeg.picture`: ``JpegImage``, ``dct_picture``, ``encode_jpeg``, the colour constants;
 - :mod:`~dctnet.jpeg.huffman`: the driver of the Numba Huffman decoder (kernels in ``dctnet.kernels.huffman``);
-- :mod:`~dctnet.jpeg.files`: ``read_jpeg``, ``read_jpegs``, ``read_stacked``, ``write_jpeg``: which decoder reads what.
+- :mod:`~dctnet.jpeg.files`: ``read_jpeg``, ``read_jpegs``, ``read_stacked``, ``read_header``, ``write_jpeg``: which decoder reads what.
 
 >>> import numpy as np, dctnet
 >>> img = dctnet.encode_jpeg(np.full((3, 16, 16), 200, np.uint8), quality=90)
@@ -24,9 +24,9 @@ docs/design.md §5; its modules, lowest first:
 """
 
 from .errors import JpegError, JpegWarning
-from .files import read_jpeg, read_jpegs, read_stacked, write_jpeg
+from .files import JpegHeader, read_header, read_jpeg, read_jpegs, read_stacked, write_jpeg
 from .markers import MAX_PIXELS
 from .picture import RGB_TO_YCBCR, SUBSAMPLING, YCBCR_TO_RGB, JpegImage, dct_picture, encode_jpeg
 
-__all__ = ["read_jpeg", "read_jpegs", "read_stacked", "write_jpeg", "encode_jpeg", "JpegImage", "dct_picture",
+__all__ = ["read_jpeg", "read_jpegs", "read_stacked", "read_header", "JpegHeader", "write_jpeg", "encode_jpeg", "JpegImage", "dct_picture",
            "JpegError", "JpegWarning", "MAX_PIXELS", "RGB_TO_YCBCR", "YCBCR_TO_RGB", "SUBSAMPLING"]
