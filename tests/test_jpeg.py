@@ -445,6 +445,10 @@ def test_read_header_errors():
         dctnet.read_header(b"GIF89a....")
     with pytest.raises(JpegError, match="empty"):
         dctnet.read_header(b"")
+    big = encode_jpeg(np.zeros((3, 64, 48), np.uint8)).to_bytes()
+    with pytest.raises(JpegError, match="more than max_pixels=100"):
+        dctnet.read_header(big, max_pixels=100)
+    assert dctnet.read_header(big, max_pixels=None)[:2] == (64, 48)
 
 
 def test_cifar10_zip_files_read(data_dir):
