@@ -12,6 +12,7 @@ for quantized coefficients to the engine's channels-last input) have no CUDA
 twin: on CuPy arrays those ops keep their array expressions.
 
 Numba's on-disk cache checks only the file of the cached kernel itself: after
-editing ``blockdct.py``, delete ``kernels/__pycache__`` so that the cached ASM
-kernel, which inlines its routines, is compiled again.
+editing ``blockdct.py`` (or ``conv.tiled``, inlined by the fused and low-pass
+kernels), delete ``kernels/__pycache__`` so that the kernels that inline it are
+compiled again.
 """

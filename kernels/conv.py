@@ -128,6 +128,17 @@ def bias_act(y, bias, relu):
 # ``cols @ weight.transpose(2, 3, 1, 0).reshape(-1, Cout)`` is the NHWC output.
 
 
+@njit(nogil=True, cache=True, inline="always")
+def tiled(v, length):
+    """The per-channel vector ``v`` repeated to ``length`` values (a multiple of its size): the
+    coefficients of a flat loop over whole channels-last rows, which LLVM vectorizes where a loop
+    over one row's 16-32 channels stays scalar (docs/design.md §6)."""
+    out = np.empty(length, v.dtype)
+    for t in range(length):
+        out[t] = v[t % v.size]
+    return out
+
+
 @njit(nogil=True, cache=True)
 def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, scale, shift, relu):
     """Patches of images ``n0 .. n0+count`` of ``x`` (N, H, W, C) as the rows of ``cols``.
@@ -145,9 +156,8 @@ def im2col_rows(x, n0, count, kh, kw, sh, sw, top, left, ho, wo, cols, scale, sh
     zero = x.dtype.type(0)
     # the transform's coefficients tiled along a kernel row: one flat loop per run, where a
     # loop over the 16-64 channels of each tap ran scalar (1.5-1.8x slower)
-    tscale, tshift = np.empty(kw * c if relu else 0, scale.dtype), np.empty(kw * c if relu else 0, shift.dtype)
-    for t in range(tscale.size):
-        tscale[t], tshift[t] = scale[t % c], shift[t % c]
+    run = kw * c if relu else 0
+    tscale, tshift = tiled(scale, run), tiled(shift, run)
     for m in range(count):
         img = (n0 + m) * h * w * c
         for y in range(ho):

@@ -19,6 +19,8 @@ results are reproducible. Like
 import numpy as np
 from numba import njit
 
+from .conv import tiled
+
 RUN = 256
 """The least number of values per flat run (whole rows)."""
 
@@ -27,15 +29,6 @@ RUN = 256
 def _run_length(c):
     """Values per run: the fewest whole rows of ``c`` values that make at least RUN."""
     return max(1, -(-RUN // c)) * c
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _tile(v, length):
-    """The per-channel vector ``v`` repeated to ``length`` (a multiple of its size)."""
-    out = np.empty(length, v.dtype)
-    for t in range(length):
-        out[t] = v[t % v.size]
-    return out
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -79,7 +72,7 @@ def affine2_relu(y, a, b, r, ar, br, out):
     """``out = max(a * y + b + ar * r + br, 0)``: the end of a residual block."""
     zero = y.dtype.type(0)
     n, run = y.size, _run_length(y.shape[1])
-    at, art, bt = _tile(a, run), _tile(ar, run), _tile(b + br, run)
+    at, art, bt = tiled(a, run), tiled(ar, run), tiled(b + br, run)
     yf, rf, of = y.reshape(-1), r.reshape(-1), out.reshape(-1)
     for base in range(0, n, run):
         end = min(base + run, n)
@@ -122,7 +115,7 @@ def masked_moments(g, out, y, r, has_r, gm, sums):
 def affine_grad(g, y, a, b, c0, out):
     """``out = a * g + b * y + c0`` with per-channel coefficients: batch norm's input gradient."""
     n, run = g.size, _run_length(g.shape[1])
-    at, bt, ct = _tile(a, run), _tile(b, run), _tile(c0, run)
+    at, bt, ct = tiled(a, run), tiled(b, run), tiled(c0, run)
     gf, yf, of = g.reshape(-1), y.reshape(-1), out.reshape(-1)
     for base in range(0, n, run):
         end = min(base + run, n)
@@ -138,7 +131,7 @@ def relu_grad_moments(g, y, a, b, sums):
     zero = g.dtype.type(0)
     c = g.shape[1]
     n, run = g.size, _run_length(c)
-    at, bt = _tile(a, run), _tile(b, run)
+    at, bt = tiled(a, run), tiled(b, run)
     gf, yf = g.reshape(-1), y.reshape(-1)
     s0, s1 = np.zeros(run), np.zeros(run)
     for base in range(0, n, run):

@@ -37,6 +37,8 @@ is CPU only.
 import numpy as np
 from numba import njit
 
+from .conv import tiled
+
 # fastmath "contract" only: multiply-adds fuse (one rounding instead of two); no reordering
 _FLAGS = dict(nogil=True, cache=True, fastmath={"contract"})
 
@@ -110,9 +112,7 @@ def bias_lowpass_images(y, bias, res, has_res, d, n, apx):
     na, wc = min(n, 8), w * c
     yf = y.reshape((m, h, wc))
     rf = res.reshape((m, h, wc))
-    brow = np.empty(wc, y.dtype)
-    for t in range(wc):
-        brow[t] = bias[t % c]
+    brow = tiled(bias, wc)
     fw, hp, vb = _weights(d, n, y.dtype)
     f0, f1, f2, f3 = _row4(fw, 0), _row4(fw, 1), _row4(fw, 2), _row4(fw, 3)
     f4, f5, f6, f7 = _row4(fw, 4), _row4(fw, 5), _row4(fw, 6), _row4(fw, 7)
