@@ -175,8 +175,11 @@ def read_header(source, max_pixels: int | None = MAX_PIXELS) -> JpegHeader:
     batch = huffman.Batch([data], [name], max_pixels)
     if batch.taken[0]:
         return JpegHeader(*batch.geometry(0))
-    image = _read(data, name, path, max_pixels=max_pixels)
-    return JpegHeader(image.height, image.width, tuple(tuple(s) for s in image.sampling), image.color_space)
+    return _header(_read(data, name, path, max_pixels=max_pixels))
+
+
+def _header(image: JpegImage) -> JpegHeader:
+    return JpegHeader(image.height, image.width, image.sampling, image.color_space)
 
 
 ERRORS = ("raise", "collect")
@@ -297,8 +300,7 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, erro
     ok = np.flatnonzero(batch.taken).tolist() + sorted(others)
     if not ok:
         raise _none_read(failed)
-    geometry = {i: batch.geometry(i) if batch.taken[i] else
-                (others[i].height, others[i].width, others[i].sampling, others[i].color_space) for i in ok}
+    geometry = {i: batch.geometry(i) if batch.taken[i] else tuple(_header(others[i])) for i in ok}
     first = min(ok)
     for i in sorted(ok):  # name the first file that differs from the first
         if geometry[i] != geometry[first]:
