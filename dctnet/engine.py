@@ -62,6 +62,7 @@ from .functional.carried import CarriedDCT, carry
 from .functional.channels_last import forward_images, weight_matrix
 from .functional.conv import split
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
+from .functional.pooling import global_avg_pool
 from .kernels import conv as conv_kernels
 from .kernels import jpeg_input as jpeg_input_kernels
 from .kernels import lowpass as lowpass_kernels
@@ -746,8 +747,9 @@ def forward(model, x):
     ``num_batches_tracked`` are updated as the BatchNorm2d layers update them.
     The JPEG-domain form of such a block (:func:`dctnet.convert`, exact ReLU,
     the carried evaluation) takes the same op on the pixels that its
-    :class:`~dctnet.functional.CarriedDCT` signal holds. In eval mode, and for
-    every other layer, this is ``model(x)`` itself.
+    :class:`~dctnet.functional.CarriedDCT` signal holds. A global average
+    pooling right after such blocks pools their channels-last output as it is.
+    In eval mode, and for every other layer, this is ``model(x)`` itself.
 
     >>> import numpy as np
     >>> from dctnet import models, nn, functional as F
@@ -779,6 +781,8 @@ def _forward(model, x, form):
         for layer in model:
             x, form = _forward(layer, x, form)
         return x, form
+    if form != "plain" and _pools_pixels(model, form):  # the channels-last pixels pooled as they are
+        return global_avg_pool(x, channels_last=True), "plain"
     found = _stock_layers(model)
     nhwc = None if found is None else _entry(found[0], model, x, form)
     if nhwc is None:
@@ -787,6 +791,14 @@ def _forward(model, x, form):
     for bn in bns:
         bn.num_batches_tracked += 1
     return residual_block(nhwc, channels_last=True, **kwargs), ("carried" if found[0] == "carried" else "nhwc")
+
+
+def _pools_pixels(layer, form):
+    """Whether ``layer`` is the global average pooling of the pixels that a ``form`` activation holds:
+    the pixel layer, or the JPEG-domain one in the carried evaluation (the mean of the carried pixels)."""
+    if form == "nhwc":
+        return type(layer) is nn.GlobalAvgPool
+    return type(layer) is nn.DCTGlobalAvgPool and layer.evaluation == "carried"
 
 
 def _entry(domain, block, x, form):

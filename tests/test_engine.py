@@ -175,6 +175,21 @@ def test_engine_forward_trains_as_the_model(rng, dtype):
     assert int(a["1.bn1.num_batches_tracked"]) == 3
 
 
+def test_engine_forward_pools_the_last_block_channels_last(monkeypatch, rng):
+    pooled, converted = [], []
+    real_pool, real_back = engine.global_avg_pool, engine.ToChannelsFirst.apply
+    monkeypatch.setattr(engine, "global_avg_pool", lambda x, **k: pooled.append(k) or real_pool(x, **k))
+    monkeypatch.setattr(engine.ToChannelsFirst, "apply", lambda x: converted.append(1) or real_back(x))
+    nn.manual_seed(2)
+    model = models.paper_resnet(3, 10, widths=(4, 6, 8))
+    x = rng.uniform(0, 255, (4, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(engine.forward(model, x).data, model(Tensor(x)).data, rtol=1e-4, atol=1e-5)
+    assert pooled == [{"channels_last": True}] and not converted  # no (N, C, H, W) copy of the last map
+    layers = list(model)
+    engine.forward(nn.Sequential(*layers[:-2], nn.Identity(), *layers[-2:]), x)
+    assert converted  # a layer between the blocks and the pooling: the model's own layers take over
+
+
 def test_engine_forward_is_the_model_elsewhere(rng):
     nn.manual_seed(0)
     model = models.paper_resnet(1, 10).eval()

@@ -193,6 +193,22 @@ def test_global_avg_pool(rng):
         F.global_avg_pool(np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_global_avg_pool_channels_last(rng, dtype):
+    x = rng.normal(size=(3, 4, 5, 2)).astype(dtype)  # (N, H, W, C), non-square
+    tol = dict(rtol=1e-14) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-7)
+    out = F.global_avg_pool(x, channels_last=True)
+    assert out.shape == (3, 2) and out.dtype == dtype
+    np.testing.assert_allclose(out.data, F.global_avg_pool(x.transpose(0, 3, 1, 2)).data, **tol)
+    t = Tensor(x, requires_grad=True)
+    (F.global_avg_pool(t, channels_last=True) * np.arange(1.0, 3.0, dtype=dtype)).sum().backward()
+    np.testing.assert_allclose(t.grad, np.broadcast_to([1 / 20, 2 / 20], x.shape), **tol)  # dL/dx = weight / (H*W)
+    if dtype == np.float64:
+        assert gradcheck(lambda a: F.global_avg_pool(a, channels_last=True), [Tensor(x, requires_grad=True)])
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        F.global_avg_pool(np.zeros((2, 3)), channels_last=True)
+
+
 # -- losses ------------------------------------------------------------------------
 
 def cross_entropy_reference(logits, target, reduction, smoothing):

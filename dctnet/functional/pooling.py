@@ -70,27 +70,35 @@ def avg_pool2d(x, kernel_size, stride=None):
 
 
 class GlobalAvgPool(Function):
-    def forward(ctx, x):
-        ctx.x_shape = x.shape
-        return x.mean(axis=(2, 3))
+    def forward(ctx, x, axes=(2, 3)):
+        ctx.x_shape, ctx.axes = x.shape, axes
+        return x.mean(axis=axes)
 
     def backward(ctx, g):
         xp = get_array_module(g)
-        h, w = ctx.x_shape[2:]
-        return (xp.broadcast_to((g * (1.0 / (h * w)))[:, :, None, None], ctx.x_shape).copy(),)
+        h, w = (ctx.x_shape[i] for i in ctx.axes)
+        spread = tuple(None if i in ctx.axes else slice(None) for i in range(4))  # g back over the pixels
+        return (xp.broadcast_to((g * (1.0 / (h * w)))[spread], ctx.x_shape).copy(),)
 
 
-def global_avg_pool(x):
+def global_avg_pool(x, channels_last=False):
     """Mean over the spatial axes: (N, C, H, W) -> (N, C).
+
+    ``channels_last=True`` takes (N, H, W, C), the CPU engine's own layout
+    (:func:`dctnet.engine.forward` pools its last residual block's output so,
+    without converting it back to (N, C, H, W) first).
 
     >>> import numpy as np
     >>> global_avg_pool(np.ones((2, 3, 4, 4))).shape
     (2, 3)
+    >>> global_avg_pool(np.ones((2, 4, 4, 3)), channels_last=True).shape
+    (2, 3)
     """
     if len(shape_of(x)) != 4:
-        raise ValueError(f"global_avg_pool expects x of shape (N, C, H, W), found shape {shape_of(x)}")
+        layout = "(N, H, W, C)" if channels_last else "(N, C, H, W)"
+        raise ValueError(f"global_avg_pool expects x of shape {layout}, found shape {shape_of(x)}")
     check_float("global_avg_pool", x=x)
-    return GlobalAvgPool.apply(x)
+    return GlobalAvgPool.apply(x, axes=(1, 2) if channels_last else (2, 3))
 
 
 class MaxPool2d(Function):
