@@ -114,3 +114,42 @@ def test_blas_loaded_later_is_limited_too():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     counts = json.loads(done.stdout.strip())
     assert counts and all(n == 1 for n in counts)
+
+
+def test_wait_kernels_see_a_change_made_by_another_thread():
+    from dctnet.kernels import wait
+
+    if not wait.AVAILABLE:
+        pytest.skip("no sched_yield on this platform: the threads block at once")
+    counter, marks = np.zeros(1, np.int64), np.array([1, 0, 1], np.int64)
+    assert not wait.changed(counter, 0, 50) and wait.changed(counter, 7, 0)
+    assert not wait.all_set(marks, 50) and wait.all_set(np.ones(2, np.int64), 0)
+
+    def later():
+        threading.Event().wait(0.02)
+        counter[0] = 1
+        marks[1] = 1
+
+    setter = threading.Thread(target=later)
+    setter.start()
+    assert wait.changed(counter, 0, 10**9)  # returns when the other thread writes, far before its rounds run out
+    assert wait.all_set(marks, 10**9)
+    setter.join()
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # a worker must not die
+@pytest.mark.parametrize("spins", [0, None])
+def test_regions_of_fewer_threads_than_the_pool_has(monkeypatch, spins):
+    if spins is not None:
+        monkeypatch.setattr(threads, "SPIN_ROUNDS", spins)  # workers that block at once
+    old = threads.num_threads()
+    try:
+        threads.set_num_threads(4)
+        threads.parallel_for(lambda w, i: None, 8)  # three workers now
+        for count in (2, 3, 50):
+            for _ in range(20):  # one job per region, whichever worker takes it
+                seen = np.zeros(count, np.int64)
+                threads.parallel_for(lambda w, i: seen.__setitem__(i, seen[i] + 1), count, threads=2)
+                assert (seen == 1).all()
+    finally:
+        threads.set_num_threads(old)
