@@ -151,3 +151,15 @@ def test_kernels_against_numpy(rng, p, c):
     fk.relu_grad_moments(gh, y, a, b, sums)
     np.testing.assert_array_equal(gh, g * (a * y + b > 0))
     np.testing.assert_allclose(sums, [gh.sum(axis=0), (gh * y).sum(axis=0)], rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(8, 2, 16), (5, 3, 7), (8, 144, 16), (4, 576, 64), (1, 3, 5)])
+def test_task_sums_are_added_in_task_order(rng, shape):
+    from dctnet.functional.fused import _sum_tasks
+
+    for dtype in (np.float64, np.float32):
+        partial = (rng.normal(size=shape) * 10.0 ** rng.uniform(-4, 4, shape)).astype(dtype)
+        ordered = partial[0].copy()
+        for p in partial[1:]:
+            ordered += p
+        np.testing.assert_array_equal(_sum_tasks(partial), ordered)  # bit for bit: the order is fixed
