@@ -9,7 +9,8 @@ The 8x8 transform is written once, in :mod:`.blockdct`; the ASM/APX ReLU of
 :mod:`.asm` builds on it. The CPU engine's kernels (:mod:`.conv`, :mod:`.fused`,
 :mod:`.lowpass` for the ASM/APX mask in a convolution's epilogue, :mod:`.jpeg_input`
 for quantized coefficients to the engine's channels-last input) have no CUDA
-twin: on CuPy arrays those ops keep their array expressions.
+twin: on CuPy arrays those ops keep their array expressions. :mod:`.wait` is the
+engine threads' wait without the GIL (:mod:`dctnet.threads`).
 
 Numba's on-disk cache checks only the file of the cached kernel itself: after
 editing ``blockdct.py`` (or ``conv.tiled``, inlined by the fused and low-pass
