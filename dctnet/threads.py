@@ -6,10 +6,10 @@ slowest thread suffers on a shared one. So the engine's CPU work runs as
 *tasks* (chunks of images) handed out one at a time to ``num_threads()``
 Python threads: the caller and ``num_threads() - 1`` workers that block, not
 spin, between calls (after a millisecond of watching for the next call without
-the GIL, each round yielding the CPU: :mod:`dctnet.kernels.wait`). Inside a task everything is serial: Numba kernels
-compiled with ``nogil=True`` and BLAS limited to one thread (through
-threadpoolctl, while :func:`parallel_for` runs), so each core keeps its own
-chunk in its own cache. Which task goes to which thread depends on timing, so
+the GIL, each round yielding the CPU: :mod:`dctnet.kernels.wait`). Inside a
+task everything is serial: Numba kernels compiled with ``nogil=True`` and BLAS
+limited to one thread (through threadpoolctl, while :func:`parallel_for`
+runs), so each core keeps its own chunk in its own cache. Which task goes to which thread depends on timing, so
 tasks must write disjoint outputs (or per-task partial results that the caller
 reduces in task order): results never depend on the thread count.
 
