@@ -9,9 +9,10 @@ spin, between calls (after a millisecond of watching for the next call without
 the GIL, each round yielding the CPU: :mod:`dctnet.kernels.wait`). Inside a
 task everything is serial: Numba kernels compiled with ``nogil=True`` and BLAS
 limited to one thread (through threadpoolctl, while :func:`parallel_for`
-runs), so each core keeps its own chunk in its own cache. Which task goes to which thread depends on timing, so
-tasks must write disjoint outputs (or per-task partial results that the caller
-reduces in task order): results never depend on the thread count.
+runs), so each core keeps its own chunk in its own cache. Which task goes to
+which thread depends on timing, so tasks must write disjoint outputs (or
+per-task partial results that the caller reduces in task order): results never
+depend on the thread count.
 
 ``$DCTNET_NUM_THREADS`` or :func:`set_num_threads` sets the count (default:
 the CPUs this process may use).
