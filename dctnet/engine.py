@@ -155,6 +155,14 @@ class _Affine(_Step):
 
     def finish(self, dtype):
         self.s, self.t = self.scale.astype(dtype), self.shift.astype(dtype)  # along the channels-last axis
+        self.rows = {}  # (width, channels) -> (scale, shift) tiled along a channels-last row
+
+    def along_rows(self, w, c):
+        """``(scale, shift)`` tiled along a channels-last row of ``w`` pixels of ``c`` channels."""
+        got = self.rows.get((w, c))
+        if got is None:  # one value per channel (or one for all), repeated for each pixel
+            got = self.rows[(w, c)] = tuple(np.tile(np.broadcast_to(v, (c,)), w) for v in (self.s, self.t))
+        return got
 
     def out_shape(self, shape, where):
         if self.scale.size not in (1, shape[0]):
@@ -610,10 +618,9 @@ class FusedNet:
                 res = None if step.res is None else arrays[step.res.id]
                 _conv(step, arrays[step.src.id], target, res, ws, dtype)
             elif isinstance(step, _Affine):
-                np.multiply(arrays[step.src.id], step.s, out=target)
-                target += step.t
-                if step.relu:
-                    np.maximum(target, 0, out=target)
+                src = arrays[step.src.id]
+                s, t = step.along_rows(src.shape[2], src.shape[3])
+                conv_kernels.affine_act_rows(src.reshape(-1, s.size), s, t, step.relu, target.reshape(-1, s.size))
             elif isinstance(step, _Add):
                 np.add(arrays[step.a.id], arrays[step.b.id], out=target)
                 if step.relu:

@@ -214,6 +214,21 @@ def bias_add_act_rows(y, bias, res, relu):
 
 
 @njit(nogil=True, cache=True)
+def affine_act_rows(x, scale, shift, relu, out):
+    """``out = x * scale + shift`` (then ``max(., 0)`` when ``relu``) on (R, L) rows, ``scale`` and
+    ``shift`` of length L: per-channel values tiled along a channels-last row (see :func:`tiled`),
+    so that the loop runs the row's length where NumPy's broadcast runs 3-channel inner loops."""
+    zero = x.dtype.type(0)
+    for r in range(x.shape[0]):
+        if relu:
+            for t in range(x.shape[1]):
+                out[r, t] = max(x[r, t] * scale[t] + shift[t], zero)
+        else:
+            for t in range(x.shape[1]):
+                out[r, t] = x[r, t] * scale[t] + shift[t]
+
+
+@njit(nogil=True, cache=True)
 def bias_act_mean_rows(y, bias, res, has_res, relu, out):
     """``out[m] = mean_p act(y[m, p] + bias (+ res[m, p]))`` over the pixels p of
     each image (``y`` is (M, P, C)): global average pooling in the epilogue, the

@@ -151,6 +151,22 @@ def test_im2col_kernels_match_slicing(rng, xs, kh, kw, sh, sw, top, left, ho, wo
     np.testing.assert_array_equal(cols.reshape(rows[1:].shape), rows[1:])
 
 
+def test_affine_act_rows_kernel(rng):
+    """The engine's affine step (a Normalize, a lone batch norm or ReLU): NumPy's broadcast
+    values bit for bit, a NaN kept (not clipped to zero by the ReLU)."""
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(2, 3, 5, 3)).astype(dtype)  # (N, H, W, C)
+        x[0, 1, 2, 1] = np.nan
+        scale, shift = rng.normal(size=3).astype(dtype), rng.normal(size=3).astype(dtype)
+        for relu in (False, True):
+            out = np.empty_like(x)
+            conv_kernels.affine_act_rows(x.reshape(-1, 15), np.tile(scale, 5), np.tile(shift, 5), relu,
+                                         out.reshape(-1, 15))
+            want = x * scale + shift
+            np.testing.assert_array_equal(out, np.maximum(want, 0) if relu else want)
+            assert np.isnan(out[0, 1, 2, 1])
+
+
 def test_layout_kernels(rng):
     x = rng.normal(size=(3, 5, 4, 6))
     h = np.empty((3, 4, 6, 5))
