@@ -59,11 +59,12 @@ from . import nn
 from .autograd import Tensor, as_tensor
 from .backend import is_cupy_array
 from .functional.carried import CarriedDCT, carry
-from .functional.channels_last import forward_images, weight_matrix
+from .functional.channels_last import piece_images, weight_matrix
 from .functional.conv import split
 from .functional.fused import BNState, ToChannelsFirst, ToChannelsLast, residual_block
 from .functional.pooling import global_avg_pool
 from .kernels import conv as conv_kernels
+from .kernels import conv_step as conv_step_kernels
 from .kernels import jpeg_input as jpeg_input_kernels
 from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
@@ -648,29 +649,23 @@ class FusedNet:
 
 
 def _conv(step, x, target, res, ws, dtype):
-    """One conv step over a task's NHWC images; the epilogue runs per cache-sized piece."""
+    """One conv step over a task's NHWC images: a single call of ``conv_images`` (no GIL), the
+    epilogue run per cache-sized piece."""
     count, h, w, _ = x.shape
-    (kh, kw), (ph, pw) = step.kernel, step.padding
-    o = step.wt.shape[1]
-    ho, wo = (h + 2 * ph - kh) // step.stride[0] + 1, (w + 2 * pw - kw) // step.stride[1] + 1
+    (kh, kw), (ph, pw), (sh, sw) = step.kernel, step.padding, step.stride
+    k, o = step.wt.shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    piece = piece_images(x, step.kernel, step.stride, ph, pw, ho, wo, k)
+    cols = _scratch(ws, "cols", (min(piece, count) * ho * wo * k,), dtype)
     y = _scratch(ws, "pool", (count, ho, wo, o), dtype) if step.pool else target
+    pooled = target if step.pool else _NONE[dtype.char]
+    n, apx = step.mask if step.mask is not None else (0, False)
+    conv_step_kernels.conv_images(x, step.wt, kh, kw, sh, sw, ph, pw, piece, cols, y, step.b,
+                                  y if res is None else res, res is not None, step.relu, pooled, step.pool,
+                                  step.d if step.mask is not None else _NONE[dtype.char], n, apx)
 
-    def epilogue(s, m, piece):
-        r = None if res is None else res[s : s + m].reshape(-1, o)
-        if step.pool:
-            p3 = piece.reshape(m, ho * wo, o)
-            r3 = p3 if r is None else r.reshape(m, ho * wo, o)
-            conv_kernels.bias_act_mean_rows(p3, step.b, r3, r is not None, step.relu, target[s : s + m])
-        elif step.mask is not None:  # ASM/APX below 15 frequencies: whole images, whole blocks
-            y4 = piece.reshape(m, ho, wo, o)
-            r4 = y4 if r is None else r.reshape(m, ho, wo, o)
-            lowpass_kernels.bias_lowpass_images(y4, step.b, r4, r is not None, step.d, *step.mask)
-        elif r is None:
-            conv_kernels.bias_act_rows(piece, step.b, step.relu)
-        else:
-            conv_kernels.bias_add_act_rows(piece, step.b, r, step.relu)
 
-    forward_images(x, step.wt, step.kernel, step.stride, ph, pw, y, epilogue)
+_NONE = {t: np.empty((0, 0), t) for t in "fd"}  # stand-ins for the arrays a conv step does not use
 
 
 def _scratch(ws, name, shape, dtype):

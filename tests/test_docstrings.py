@@ -7,8 +7,11 @@ import pkgutil
 import pytest
 
 import dctnet
+import dctnet.kernels
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(dctnet.__path__, "dctnet."))
+# the kernels are installed from their own folder, so walk them too (not the CUDA twins, which need a GPU or the simulator)
+MODULES = sorted(m.name for m in pkgutil.walk_packages(dctnet.__path__, "dctnet.")) + sorted(
+    m.name for m in pkgutil.iter_modules(dctnet.kernels.__path__, "dctnet.kernels.") if not m.name.endswith("_cuda"))
 
 
 @pytest.mark.parametrize("name", MODULES)

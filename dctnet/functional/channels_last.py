@@ -39,7 +39,7 @@ from .conv import CHUNK_BYTES, chunking, input_grad_phases
 
 __all__ = [
     "weight_matrix", "weight_from_matrix",
-    "forward_images", "weight_grad_images", "InputGrad", "to_nhwc", "to_nchw",
+    "piece_images", "forward_images", "weight_grad_images", "InputGrad", "to_nhwc", "to_nchw",
 ]
 
 def weight_matrix(weight):
@@ -65,7 +65,7 @@ def _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform):
     return cols
 
 
-def _piece(x, kernel, stride, top, left, ho, wo, k, transform):
+def piece_images(x, kernel, stride, top, left, ho, wo, k, transform=None):
     """Images per piece, or 0 when a 1x1 stride-1 unpadded conv can multiply the input as it is."""
     same = kernel == (1, 1) and stride == (1, 1) and (top, left, ho, wo) == (0, 0) + x.shape[1:3]
     if same and transform is None:
@@ -89,7 +89,7 @@ def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None, transfo
     k, o = wt.shape
     ho, wo = out.shape[1:3]
     hw = ho * wo
-    piece = _piece(x, kernel, stride, top, left, ho, wo, k, transform)
+    piece = piece_images(x, kernel, stride, top, left, ho, wo, k, transform)
     if not piece:
         y = np.matmul(x.reshape(n * hw, k), wt, out=out.reshape(n * hw, o))
         if epilogue is not None:
@@ -112,7 +112,7 @@ def weight_grad_images(x, g, kernel, stride, top, left, out, transform=None):
     ho, wo, o = g.shape[1:]
     hw, k = ho * wo, kernel[0] * kernel[1] * x.shape[3]
     rows = g.reshape(n * hw, o)
-    piece = _piece(x, kernel, stride, top, left, ho, wo, k, transform)
+    piece = piece_images(x, kernel, stride, top, left, ho, wo, k, transform)
     if not piece:
         return np.matmul(x.reshape(n * hw, k).T, rows, out=out)
     for s in range(0, n, piece):
