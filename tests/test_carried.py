@@ -221,3 +221,24 @@ def test_an_empty_batch_in_the_carried_evaluation():
     jnet = dctnet.convert(classifier_net(1), evaluation="carried").eval()
     with dctnet.no_grad():
         assert jnet(np.zeros((0, 1, 2, 2, 64), np.float32)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shape", [(2, 3, 16, 24), (1, 1, 8, 8), (3, 5, 24, 16)])
+def test_carried_relu_without_a_backward_pass_is_the_masked_product(rng, dtype, atol, shape):
+    """Without gradients the carried ASM/APX runs the engine's separable kernel per plane; it
+    equals LowPassMaskedReLU (the masked block product kept for the backward pass)."""
+    from dctnet.functional.dct_activation import LowPassMaskedReLU
+
+    x = rng.normal(size=shape).astype(dtype)
+    for n in (1, 6, 14):
+        for method in ("asm", "apx"):
+            want = LowPassMaskedReLU.apply(Tensor(x), k=dctnet.frequency_count(n), method=method).data
+            got = F.dct_relu(F.CarriedDCT(Tensor(x)), n, method).pixels
+            assert got.dtype == dtype and not got.requires_grad
+            np.testing.assert_allclose(got.data, want, rtol=0, atol=atol, err_msg=f"n={n} {method}")
+    t = Tensor(x, requires_grad=True)  # with a backward pass to come: the masked product, differentiable
+    out = F.dct_relu(F.CarriedDCT(t), 6, "asm").pixels
+    assert out.requires_grad
+    out.sum().backward()
+    np.testing.assert_array_equal(t.grad != 0, out.data != 0)

@@ -22,9 +22,12 @@ import numpy as np
 
 from ..autograd import Function, Tensor, is_grad_enabled
 from ..backend import device_constant, get_array_module, kernel_module
-from ..transform import block_dct_matrix, frequency_count, kernel_constants
+from ..kernels import lowpass as lowpass_kernels
+from ..threads import parallel_for
+from ..transform import block_dct_matrix, dct_matrix, frequency_count, kernel_constants
 from .activation import relu
 from .carried import CarriedDCT
+from .conv import chunking
 
 __all__ = ["asm_relu", "apx_relu", "dct_relu"]
 
@@ -144,7 +147,36 @@ def _carried_relu(x, frequencies, method):
     k = frequency_count(frequencies)
     if k == 64:  # both forms are the exact ReLU
         return CarriedDCT(relu(x.pixels))
-    return CarriedDCT(LowPassMaskedReLU.apply(x.pixels, k=k, method=method))
+    pixels = x.pixels
+    if isinstance(pixels.data, np.ndarray) and not (pixels.requires_grad and is_grad_enabled()):
+        return CarriedDCT(Tensor(lowpass_relu_planes(pixels.data, frequencies, method == "apx")))
+    return CarriedDCT(LowPassMaskedReLU.apply(pixels, k=k, method=method))
+
+
+def lowpass_relu_planes(pixels, frequencies, apx=False):
+    """ASM (APX when ``apx``) on carried CPU pixels (N, C, H, W) without a mask to keep: the
+    fused engine's separable kernel (:mod:`dctnet.kernels.lowpass`) on each channel's plane,
+    a few planes per task on the engine's threads. Where no backward pass follows it replaces
+    :class:`LowPassMaskedReLU`'s block copies and two GEMMs (the same function, up to rounding).
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(2, 3, 8, 16))
+    >>> want = LowPassMaskedReLU.apply(Tensor(x), k=frequency_count(6), method="asm").data
+    >>> bool(np.allclose(lowpass_relu_planes(x, 6), want, atol=1e-12))
+    True
+    """
+    out = np.array(pixels, order="C")  # the kernel works in place
+    n, c, h, w = out.shape
+    planes = out.reshape(n * c, h, w, 1)  # each plane an image of one channel
+    zero, d = np.zeros(1, out.dtype), dct_matrix(np.float64).astype(out.dtype)
+    chunk, tasks = chunking(n * c, h * w * out.itemsize)
+
+    def task(worker, t):
+        part = planes[t * chunk : (t + 1) * chunk]
+        lowpass_kernels.bias_lowpass_images(part, zero, part, False, d, frequencies, apx)
+
+    parallel_for(task, tasks)
+    return out
 
 
 def dct_relu(x, frequencies=15, method="asm", impl="auto"):
