@@ -7,7 +7,7 @@ kernel, in the matching ``*_cuda`` module, imported only when a GPU array or the
 CUDA simulator asks for it; :func:`dctnet.backend.kernel_module` picks one).
 The 8x8 transform is written once, in :mod:`.blockdct`; the ASM/APX ReLU of
 :mod:`.asm` builds on it. The CPU engine's kernels (:mod:`.conv`, :mod:`.conv_step` for a whole
-convolution of the inference engine in one call without the GIL, :mod:`.fused`,
+convolution (forward or weight gradient) in one call without the GIL, :mod:`.fused`,
 :mod:`.lowpass` for the ASM/APX mask in a convolution's epilogue, :mod:`.jpeg_input`
 for quantized coefficients to the engine's channels-last input) have no CUDA
 twin: on CuPy arrays those ops keep their array expressions. :mod:`.wait` is the

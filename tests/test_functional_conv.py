@@ -222,10 +222,10 @@ def test_cpu_paths_match_array_path(rng, xs, ws, stride, padding):
     np.testing.assert_allclose(conv_module.cpu_input_grad(g, w, x.shape, stride, padding), ref_gx, rtol=1e-12, atol=1e-12)
 
     xh, gh = channels_last.to_nhwc(x), channels_last.to_nhwc(g)
-    out = np.empty(gh.shape)
-    channels_last.forward_images(xh, channels_last.weight_matrix(w), w.shape[2:], stride, *padding, out,
-                                 lambda s, m, y: conv_kernels.bias_act_rows(y, b, False))
-    np.testing.assert_allclose(channels_last.to_nchw(out), ref, rtol=1e-12, atol=1e-12)
+    out, sums = np.empty(gh.shape), np.zeros((2, w.shape[0]))
+    channels_last.forward_images(xh, channels_last.weight_matrix(w), w.shape[2:], stride, *padding, out, sums)
+    np.testing.assert_allclose(channels_last.to_nchw(out) + b[:, None, None], ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums, [out.sum(axis=(0, 1, 2)), (out * out).sum(axis=(0, 1, 2))], rtol=1e-12)
     gwt = np.empty((w[0].size, w.shape[0]))
     channels_last.weight_grad_images(xh, gh, w.shape[2:], stride, *padding, gwt)
     np.testing.assert_allclose(channels_last.weight_from_matrix(gwt, w.shape), ref_gw, rtol=1e-12, atol=1e-12)

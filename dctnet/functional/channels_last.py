@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import buffers
 from ..kernels import conv as conv_kernels
+from ..kernels import conv_step as conv_step_kernels
 from ..threads import parallel_for, scratch
 from .conv import CHUNK_BYTES, chunking, input_grad_phases
 
@@ -53,16 +54,8 @@ def weight_from_matrix(wt, shape):
     return np.ascontiguousarray(wt.reshape(kh, kw, c, o).transpose(3, 2, 0, 1))
 
 
-_NONE = np.empty(0, np.float32)
-
-
-def _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform):
-    """The patch matrix (m*ho*wo, k) of images ``s .. s+m`` of ``x`` (NHWC), in a scratch buffer."""
-    cols = scratch("nhwc.cols", (m * ho * wo, k), x.dtype)
-    scale, shift = (_NONE, _NONE) if transform is None else transform
-    conv_kernels.im2col_rows(x, s, m, kernel[0], kernel[1], stride[0], stride[1], top, left, ho, wo,
-                             cols.reshape(-1), scale, shift, transform is not None)
-    return cols
+_NONE = {t: np.empty(0, t) for t in "fd"}  # the scale and shift of a conv without a transform
+_NO_SUMS = np.zeros((2, 1))  # the moments a conv without them does not take
 
 
 def piece_images(x, kernel, stride, top, left, ho, wo, k, transform=None):
@@ -73,57 +66,41 @@ def piece_images(x, kernel, stride, top, left, ho, wo, k, transform=None):
     return max(1, CHUNK_BYTES["cpu"] // (k * ho * wo * x.itemsize))
 
 
-def forward_images(x, wt, kernel, stride, top, left, out, epilogue=None, transform=None):
+def forward_images(x, wt, kernel, stride, top, left, out, moments=None, transform=None):
     """``out`` (n, ho, wo, Cout) = conv of ``x`` (n, H, W, Cin) by ``wt`` (kh*kw*Cin, Cout).
 
     ``top``/``left`` pad before the image (negative: crop); ``out``'s size
     fixes the padding after it. The patches are built in pieces of images
     within CHUNK_BYTES["cpu"], each followed by one GEMM into ``out`` and,
-    while that is in cache, ``epilogue(start, count, y)`` with ``y`` the
-    piece's output as (count*ho*wo, Cout). ``transform=(scale, shift)``
+    with ``moments`` ((2, Cout) float64), the piece's channel sums and sums
+    of squares added to it while in cache. ``transform=(scale, shift)``
     convolves ``max(scale * x + shift, 0)`` (per channel) instead of ``x``,
     applied while the patches are built. A 1x1 stride-1 unpadded conv
-    multiplies its input as it is.
+    multiplies its input as it is. All of it is one call without the GIL
+    (:func:`dctnet.kernels.conv_step.conv_moments_images`).
     """
-    n = x.shape[0]
-    k, o = wt.shape
+    k = wt.shape[0]
     ho, wo = out.shape[1:3]
-    hw = ho * wo
     piece = piece_images(x, kernel, stride, top, left, ho, wo, k, transform)
-    if not piece:
-        y = np.matmul(x.reshape(n * hw, k), wt, out=out.reshape(n * hw, o))
-        if epilogue is not None:
-            epilogue(0, n, y)
-        return out
-    rows = out.reshape(n * hw, o)
-    for s in range(0, n, piece):
-        m = min(piece, n - s)
-        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform)
-        y = np.matmul(cols, wt, out=rows[s * hw : (s + m) * hw])
-        if epilogue is not None:
-            epilogue(s, m, y)
+    cols = scratch("nhwc.cols", (min(piece, x.shape[0]) * ho * wo * k,), x.dtype)
+    scale, shift = (_NONE[x.dtype.char],) * 2 if transform is None else transform
+    conv_step_kernels.conv_moments_images(x, wt, kernel[0], kernel[1], stride[0], stride[1], top, left, piece, cols,
+                                          out, scale, shift, transform is not None, _NO_SUMS if moments is None else moments,
+                                          moments is not None)
     return out
 
 
 def weight_grad_images(x, g, kernel, stride, top, left, out, transform=None):
     """``out`` (kh*kw*Cin, Cout) = dL/dwt of these images: ``cols.T @ g``, summed over pieces
-    (``transform`` as in :func:`forward_images`)."""
-    n = x.shape[0]
-    ho, wo, o = g.shape[1:]
-    hw, k = ho * wo, kernel[0] * kernel[1] * x.shape[3]
-    rows = g.reshape(n * hw, o)
+    (``transform`` as in :func:`forward_images`), in one call without the GIL."""
+    ho, wo = g.shape[1:3]
+    k = out.shape[0]
     piece = piece_images(x, kernel, stride, top, left, ho, wo, k, transform)
-    if not piece:
-        return np.matmul(x.reshape(n * hw, k).T, rows, out=out)
-    for s in range(0, n, piece):
-        m = min(piece, n - s)
-        cols = _patches(x, s, m, kernel, stride, top, left, ho, wo, k, transform)
-        gp = rows[s * hw : (s + m) * hw]
-        if s == 0:
-            np.matmul(cols.T, gp, out=out)
-        else:
-            out += np.matmul(cols.T, gp, out=scratch("nhwc.dw", (k, o), out.dtype))
-    return out
+    cols = scratch("nhwc.cols", (min(piece, x.shape[0]) * ho * wo * k,), x.dtype)
+    dw = scratch("nhwc.dw", out.shape, out.dtype)
+    scale, shift = (_NONE[x.dtype.char],) * 2 if transform is None else transform
+    return conv_step_kernels.weight_grad_images(x, g, kernel[0], kernel[1], stride[0], stride[1], top, left, piece,
+                                                cols, out, dw, scale, shift, transform is not None)
 
 
 class InputGrad:

@@ -146,9 +146,9 @@ class ResidualBlockOp(Function):
 
         def conv1(worker, t):
             p = parts(t)
-            forward_images(x[p], wt1, (3, 3), st, 1, 1, y1[p], lambda s, k, y: fk.moments(y, sums1[t]))
+            forward_images(x[p], wt1, (3, 3), st, 1, 1, y1[p], sums1[t])
             if proj:
-                forward_images(x[p], wts, (1, 1), st, 0, 0, ys[p], lambda s, k, y: fk.moments(y, sumss[t]))
+                forward_images(x[p], wts, (1, 1), st, 0, 0, ys[p], sumss[t])
 
         parallel_for(conv1, tasks)
         a1, c1, mu1, inv1 = _train_stats(_sum_tasks(sums1), m, g1, b1, rm1, rv1, mo1, e1, dtype)
@@ -160,7 +160,7 @@ class ResidualBlockOp(Function):
 
         def conv2(worker, t):  # conv2 reads relu(bn1(y1)), formed while its patches are built
             p = parts(t)
-            forward_images(y1[p], wt2, (3, 3), (1, 1), 1, 1, y2[p], lambda s, k, y: fk.moments(y, sums2[t]),
+            forward_images(y1[p], wt2, (3, 3), (1, 1), 1, 1, y2[p], sums2[t],
                            transform=(a1, c1))
 
         parallel_for(conv2, tasks)
