@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import dctnet
-from dctnet import JpegError, encode_jpeg, read_jpeg, read_jpegs, read_stacked, write_jpeg
+from dctnet import JpegError, encode_jpeg, read_header, read_jpeg, read_jpegs, read_stacked, write_jpeg
 
 
 def pillow_jpeg(pixels, progressive=False):
@@ -172,6 +172,11 @@ def test_read_stacked_collect(rng):
         assert np.array_equal(coefs[0][row], read_jpeg(sources[i]).coefficients[0])
     with pytest.raises(JpegError, match="none of the 2 files"):
         read_stacked([b"x", b"y"], errors="collect")
+    (coefs2, qt2, header), indices2, _ = read_stacked(sources, errors="collect", return_header=True)
+    assert header == read_header(sources[0]) and list(indices2) == [0, 2, 4]  # the header of the files stacked
+    assert all(np.array_equal(a, b) for a, b in zip(coefs2, coefs)) and np.array_equal(qt2, qt)
+    good = [sources[i] for i in indices]
+    assert read_stacked(good, return_header=True)[2] == read_header(good[1])
 
 
 @pytest.mark.parametrize("call", [read_jpegs, read_stacked])

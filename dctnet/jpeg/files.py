@@ -261,7 +261,7 @@ def read_jpegs(sources, threads=None, max_pixels=MAX_PIXELS, errors="raise"):
     return images if failed is None else (images, sorted(failed, key=lambda f: f[0]))
 
 
-def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, errors="raise"):
+def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, errors="raise", return_header=False):
     """Files of one geometry as stacked arrays: ``(coefficients, qtables)``.
 
     ``coefficients``: per component ``(N, BH_c, BW_c, 64)`` int16 (zigzag);
@@ -273,6 +273,10 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, erro
     component stacks are slices of one contiguous buffer, so the coefficients go
     to the GPU in one host-to-device copy (and the tables in another); without a
     working CuPy ``"gpu"`` raises :func:`dctnet.to_device`'s error before any decoding.
+
+    ``return_header=True`` adds their :class:`JpegHeader` (what :func:`read_header`
+    gives for each of them) as a third item, taken from the parse that the
+    reading does anyway.
 
     ``errors="collect"`` stacks only the files that read and returns
     ``((coefficients, qtables), indices, failed)``: ``indices`` (int64) the
@@ -339,9 +343,10 @@ def read_stacked(sources, threads=None, max_pixels=MAX_PIXELS, device=None, erro
     if gpu:  # one host-to-device copy of every coefficient, sliced into the stacks on the device
         buffer = to_device(np.ascontiguousarray(buffer), device)
         coefficients, qtables = huffman.stack_views(buffer, len(indices), grid), to_device(qtables, device)
+    result = (coefficients, qtables, JpegHeader(*geometry[first])) if return_header else (coefficients, qtables)
     if failed is None:
-        return coefficients, qtables
-    return (coefficients, qtables), indices, sorted(failed, key=lambda f: f[0])
+        return result
+    return result, indices, sorted(failed, key=lambda f: f[0])
 
 
 def write_jpeg(path, image: JpegImage) -> Path:
