@@ -278,8 +278,8 @@ def predict_jpegs(model, files, batch_size=128, color=None, dtype=np.float32, pr
     with the model's input normalization folded into the input map; the
     same function, faster (docs/design.md §4). ``fused=False`` runs the model
     itself, ``True`` requires the engine. ``prefetch`` is off by default: on a
-    2-core machine reading ahead in a thread took cores from the engine
-    (0.80x, docs/design.md §4). ``threads`` are the decoder's
+    2-core machine reading ahead in a thread took as much from the engine as it
+    hid (docs/design.md §4). ``threads`` are the decoder's
     (:func:`dctnet.read_stacked`), one by default: its OpenMP workers spin
     after each batch and took the cores from the network (3.0k against 3.7k
     CIFAR-10 images/s, docs/design.md §4). Runs in eval mode without recording
