@@ -9,7 +9,7 @@ import pytest
 import dctnet
 import dctnet.kernels
 
-# the kernels are installed from their own folder, so walk them too (not the CUDA twins, which need a GPU or the simulator)
+# the kernels are installed from their own folder: walk them too (not the CUDA twins, which need CUDA or its simulator)
 MODULES = sorted(m.name for m in pkgutil.walk_packages(dctnet.__path__, "dctnet.")) + sorted(
     m.name for m in pkgutil.iter_modules(dctnet.kernels.__path__, "dctnet.kernels.") if not m.name.endswith("_cuda"))
 

@@ -84,9 +84,9 @@ def forward_images(x, wt, kernel, stride, top, left, out, moments=None, transfor
     piece = piece_images(x, kernel, stride, top, left, ho, wo, k, transform)
     cols = scratch("nhwc.cols", (min(piece, x.shape[0]) * ho * wo * k,), x.dtype)
     scale, shift = (_NONE[x.dtype.char],) * 2 if transform is None else transform
+    sums = _NO_SUMS if moments is None else moments
     conv_step_kernels.conv_moments_images(x, wt, kernel[0], kernel[1], stride[0], stride[1], top, left, piece, cols,
-                                          out, scale, shift, transform is not None, _NO_SUMS if moments is None else moments,
-                                          moments is not None)
+                                          out, scale, shift, transform is not None, sums, moments is not None)
     return out
 
 
