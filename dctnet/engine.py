@@ -708,8 +708,8 @@ def _stock_layers(block):
         domain = "carried"
     else:
         return None
-    if any(c.bias is not None or is_cupy_array(c.weight.data) for c in convs):
-        return None
+    if any(c.bias is not None or is_cupy_array(c.weight.data) or c.weight.data.dtype.char not in "fd" for c in convs):
+        return None  # the op's kernels are compiled for float32 and float64 NumPy arrays
     s = block.conv1.stride
     geometry = [(3, s, 1), (3, 1, 1)] + ([(1, s, 0)] if len(convs) == 3 else [])
     if any(c.weight.shape[2:] != (k, k) or _pair(c.stride) != (st, st) or _pair(c.padding) != (p, p)

@@ -337,3 +337,32 @@ def test_split_gives_equal_shares():
             assert chunk <= most and chunk <= -(-n // MIN_TASKS)
     # 40 images: 8 tasks of 5 (two threads 4 + 4), not 5 of 8 (3 + 2)
     assert split(40, 8) == (5, 8) and split(128, 8) == (8, 16) and split(3, 8) == (1, 3) and split(6, 3) == (2, 3)
+
+
+def test_conv2d_float16_on_the_cpu(rng):
+    """float16 NumPy arrays take the array path (the engine's kernels are compiled for float32 and
+    float64): forward and both gradients against float64, to float16's precision; a float16
+    paper_resnet trains through engine.forward (its blocks then run their own layers)."""
+    x64, w64 = rng.normal(size=(2, 3, 9, 8)), rng.normal(size=(4, 3, 3, 3))
+    x = Tensor(x64.astype(np.float16), requires_grad=True)
+    w = Tensor(w64.astype(np.float16), requires_grad=True)
+    y = conv2d(x, w, stride=2, padding=1)
+    assert y.dtype == np.float16
+    ref = conv_module._forward(np, x.data.astype(np.float64), w.data.astype(np.float64), None, (2, 2), (1, 1, 1, 1))
+    np.testing.assert_allclose(y.data, ref, rtol=1e-2, atol=1e-2)
+    y.sum().backward()
+    g = np.ones(ref.shape)
+    gx = conv_module._input_grad(np, g, w.data.astype(np.float64), x.shape, (2, 2), (1, 1))
+    gw = conv_module._weight_grad(np, x.data.astype(np.float64), g, w.shape, (2, 2), (1, 1, 1, 1))
+    assert x.grad.dtype == w.grad.dtype == np.float16
+    np.testing.assert_allclose(x.grad, gx, rtol=1e-2, atol=2e-2)
+    np.testing.assert_allclose(w.grad, gw, rtol=1e-2, atol=5e-2)
+
+    from dctnet import engine, models, nn
+    from dctnet import functional as F
+
+    nn.manual_seed(0)
+    net = models.paper_resnet(3, 10).astype(np.float16).train()
+    loss = F.cross_entropy(engine.forward(net, rng.uniform(0, 1, (2, 3, 32, 32)).astype(np.float16)), np.array([1, 2]))
+    loss.backward()
+    assert net[0].conv1.weight.grad.dtype == np.float16 and np.isfinite(net[0].conv1.weight.grad).all()

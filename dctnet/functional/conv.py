@@ -360,12 +360,13 @@ def cpu_input_grad(g, weight, xshape, stride, padding):
 
 
 class Conv2d(Function):
-    # NumPy arrays take the CPU engine's path (threads, Numba im2col, one GEMM
-    # per image); CuPy arrays the array expressions above.
+    # NumPy float32/float64 arrays take the CPU engine's path (threads, Numba
+    # im2col, one GEMM per image, kernels compiled for those two); CuPy arrays,
+    # and float16 NumPy ones, the array expressions above.
     def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0)):
         ctx.stride, ctx.padding, ctx.has_bias = stride, padding, bias is not None
         xp = get_array_module(x)
-        if xp is np:
+        if xp is np and x.dtype.char in "fd":
             x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
             ctx.save_for_backward(x, weight)
             return cpu_forward(x, weight, bias, stride, padding)
@@ -377,7 +378,7 @@ class Conv2d(Function):
         x, weight = ctx.saved
         xp = get_array_module(g)
         (ph, pw), need = ctx.padding, ctx.needs_input_grad
-        if xp is np:
+        if xp is np and g.dtype.char in "fd":
             g = np.ascontiguousarray(g)
             gx = cpu_input_grad(g, weight, x.shape, ctx.stride, ctx.padding) if need[0] else None
             gw = cpu_weight_grad(x, g, weight.shape, ctx.stride, ctx.padding) if need[1] else None
