@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import buffers
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from ..backend import get_array_module
 from ..kernels import fused as fk
 from ..threads import parallel_for, scratch, serial_blas
