@@ -237,6 +237,9 @@ def test_carried_relu_without_a_backward_pass_is_the_masked_product(rng, dtype, 
             got = F.dct_relu(F.CarriedDCT(Tensor(x)), n, method).pixels
             assert got.dtype == dtype and not got.requires_grad
             np.testing.assert_allclose(got.data, want, rtol=0, atol=atol, err_msg=f"n={n} {method}")
+    half = x.astype(np.float16)  # a dtype the kernel is not compiled for: the masked product
+    want = LowPassMaskedReLU.apply(Tensor(half), k=dctnet.frequency_count(6), method="asm").data
+    np.testing.assert_array_equal(F.dct_relu(F.CarriedDCT(Tensor(half)), 6, "asm").pixels.data, want)
     t = Tensor(x, requires_grad=True)  # with a backward pass to come: the masked product, differentiable
     out = F.dct_relu(F.CarriedDCT(t), 6, "asm").pixels
     assert out.requires_grad

@@ -148,7 +148,8 @@ def _carried_relu(x, frequencies, method):
     if k == 64:  # both forms are the exact ReLU
         return CarriedDCT(relu(x.pixels))
     pixels = x.pixels
-    if isinstance(pixels.data, np.ndarray) and not (pixels.requires_grad and is_grad_enabled()):
+    kernel_dtype = isinstance(pixels.data, np.ndarray) and pixels.data.dtype.char in "fd"  # what it is compiled for
+    if kernel_dtype and not (pixels.requires_grad and is_grad_enabled()):
         return CarriedDCT(Tensor(lowpass_relu_planes(pixels.data, frequencies, method == "apx")))
     return CarriedDCT(LowPassMaskedReLU.apply(pixels, k=k, method=method))
 
