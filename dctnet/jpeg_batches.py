@@ -170,7 +170,7 @@ def jpeg_pixels_nhwc(coefficients, qtables, sampling, color_space, height, width
     fx = np.array([hmax // h for _, h in sampling], np.int64)
     args = block_dct_matrix(dtype), fy, fx, np.ascontiguousarray(rows, dtype), const.astype(dtype)
     # one task per thread: the images are independent, and each task's call costs a dispatch of
-    # tuples of arrays under the GIL (16 tasks of 8 images took 4 us per image more than 2)
+    # tuples of arrays under the GIL (a CIFAR-10 batch of 128: 5.2 us per image in 2 tasks, 5.7 in 16)
     per_task = max(1, -(-n // num_threads()))
     tasks = -(-n // per_task)
 
