@@ -13,8 +13,8 @@ these kernels, two one-thread processes ran the paper network's inference
 at 1.26x (training step 1.30x) the rate of one process with two threads.
 Here the whole loop, GEMM included, is one ``nogil`` call: Numba's
 ``np.dot`` calls SciPy's BLAS (one thread per engine thread, as
-:func:`dctnet.threads.serial_blas` sets it; as fast per thread as NumPy's
-build on the engine's shapes).
+:func:`dctnet.threads.serial_blas` sets it; per thread as fast as NumPy's
+build: 296 against 290 us for a 5120x144 by 144x16 product).
 
 >>> import numpy as np
 >>> x = np.ones((1, 4, 4, 1), np.float32)
