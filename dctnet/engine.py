@@ -68,7 +68,7 @@ from .kernels import conv_step as conv_step_kernels
 from .kernels import jpeg_input as jpeg_input_kernels
 from .kernels import lowpass as lowpass_kernels
 from .threads import parallel_for
-from .transform import block_dct_matrix, dct_matrix, frequency_count
+from .transform import ZIGZAG, dct_matrix, frequency_count
 
 __all__ = ["fuse", "fuse_if_possible", "FusedNet", "SUPPORTED", "SUPPORTED_JPEG", "forward", "fused_block_state"]
 
@@ -466,7 +466,7 @@ class FusedNet:
         self._output = builder.module(model, self._input, "model")
         self._steps, self._where = builder.steps, builder.where
         self.input_domain = "jpeg" if "jpeg" in builder.domains else "pixel"
-        self._basis = block_dct_matrix(self.dtype)  # coefficients in: the inverse DCT
+        self._dct = dct_matrix(np.float64).astype(self.dtype)  # coefficients in: the inverse DCT
         for step in self._steps:
             step.finish(self.dtype)
         self._shapes = {}  # input shape (C, H, W) -> {value id: per-image shape}
@@ -603,11 +603,8 @@ class FusedNet:
             arrays = {self._input.id: x}
         else:
             arrays = {self._input.id: buffer(self._input)}
-            if layout == "coefficients":
-                # the inverse DCT as one GEMM (dense coefficients: nothing to skip), then into NHWC
-                pix = _scratch(ws, "pixels", x.shape, dtype)
-                np.matmul(x.reshape(-1, 64), self._basis, out=pix.reshape(-1, 64))
-                jpeg_input_kernels.blocks_nhwc(pix, arrays[self._input.id])
+            if layout == "coefficients":  # the inverse DCT, separable, straight into NHWC
+                jpeg_input_kernels.idct_nhwc(x, self._dct, ZIGZAG, arrays[self._input.id])
             else:
                 conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
         if affine_applied:

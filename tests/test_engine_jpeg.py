@@ -156,3 +156,30 @@ def test_lowpass_kernel_against_the_block_formula(rng, shape):
                 got = y.copy()
                 lowpass.bias_lowpass_images(got, bias, res if has_res else got, has_res, dct_matrix(), n, apx)
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=f"n={n} apx={apx} res={has_res}")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 4, 4), (3, 1, 5, 3), (1, 5, 2, 7), (2, 70, 1, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_idct_kernel_against_scipy_and_the_gemm(rng, shape, dtype):
+    """The plan's inverse DCT of dense coefficients (N, C, BH, BW, 64) into NHWC, against
+    scipy.fft.idctn per block and against the 64x64 product it replaced (lane counts that
+    are not a multiple of LANES, grey, more channels than LANES)."""
+    import scipy.fft
+
+    from dctnet.kernels import jpeg_input
+    from dctnet.transform import ZIGZAG, block_dct_matrix, dct_matrix
+
+    n, c, bh, bw = shape
+    coefs = rng.normal(scale=50, size=shape + (64,)).astype(dtype)
+    natural = np.empty_like(coefs)
+    natural[..., ZIGZAG] = coefs
+    blocks = scipy.fft.idctn(natural.reshape(n, c, bh, bw, 8, 8).astype(np.float64), axes=(-2, -1), norm="ortho")
+    want = blocks.transpose(0, 2, 4, 3, 5, 1).reshape(n, 8 * bh, 8 * bw, c)
+    gemm = (coefs.reshape(-1, 64) @ block_dct_matrix(dtype)).reshape(n, c, bh, bw, 8, 8)
+    gemm = gemm.transpose(0, 2, 4, 3, 5, 1).reshape(want.shape)
+    got = np.full(want.shape, np.nan, dtype)
+    jpeg_input.idct_nhwc(coefs, dct_matrix(dtype), ZIGZAG, got)
+    tol = 1e-12 if dtype == np.float64 else 3e-6
+    scale = float(np.abs(want).max())
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale)
+    np.testing.assert_allclose(got, gemm, rtol=0, atol=tol * scale)
