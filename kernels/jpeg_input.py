@@ -116,6 +116,19 @@ def _idct8(s, base, step, m, e0, e1, e2, e3, o0, o1, o2, o3):
         s[base + 3 * step + l], s[base + 4 * step + l] = g3 + h3, g3 - h3
 
 
+@njit(inline="always", **_DENSE)
+def _next_block(im, by, bx, ch, bh, bw, c):
+    """The block after (image, block row, block column, channel), in the order of an NHWC output."""
+    ch += 1
+    if ch == c:
+        ch, bx = 0, bx + 1
+        if bx == bw:
+            bx, by = 0, by + 1
+            if by == bh:
+                by, im = 0, im + 1
+    return im, by, bx, ch
+
+
 @njit(**_DENSE)
 def idct_nhwc(coefs, d, zigzag, out):
     """``out`` (N, 8*BH, 8*BW, C) = the inverse DCT of the dense coefficients ``coefs`` (N, C, BH,
@@ -160,13 +173,7 @@ def idct_nhwc(coefs, d, zigzag, out):
             block = coefs[im, ch, by, bx]
             for q in range(64):
                 s[uintp(zigzag[q] * LANES + l)] = block[q]
-            ch += 1
-            if ch == c:
-                ch, bx = 0, bx + 1
-                if bx == bw:
-                    bx, by = 0, by + 1
-                    if by == bh:
-                        by, im = 0, im + 1
+            im, by, bx, ch = _next_block(im, by, bx, ch, bh, bw, c)
         for u in range(8):  # along v: row 8u + v -> 8u + x
             _idct8(s, 8 * u * LANES, LANES, m, e0, e1, e2, e3, o0, o1, o2, o3)
         for x in range(8):  # along u: row 8u + x -> 8y + x
@@ -177,10 +184,4 @@ def idct_nhwc(coefs, d, zigzag, out):
                 row = uintp(((im * 8 * bh + 8 * by + y) * w + 8 * bx) * c + ch)
                 for x in range(8):
                     of[row + uintp(x * c)] = s[uintp((8 * y + x) * LANES + l)]
-            ch += 1
-            if ch == c:
-                ch, bx = 0, bx + 1
-                if bx == bw:
-                    bx, by = 0, by + 1
-                    if by == bh:
-                        by, im = 0, im + 1
+            im, by, bx, ch = _next_block(im, by, bx, ch, bh, bw, c)
