@@ -103,3 +103,14 @@ def test_recipe_is_pytorch_recipe_in_float64():
     assert len(ours) == len(theirs) == 29 + 18
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-8 * np.abs(b).max())
+
+
+def test_bench_fused_pairs_smoke_run_and_refusal():
+    script = str(BENCHMARKS / "bench_fused_pairs.py")
+    done = subprocess.run([sys.executable, script, "--pairs", "3", "--batches", "2,3"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("fused n=")]
+    assert [r[:2] for r in rows] == [["fused", "n=15"], ["fused", "n=6"]]
+    assert all(float(cell.rstrip("x")) > 0 for r in rows for cell in r[2::2])
+    done = subprocess.run([sys.executable, script, "--pairs", "0"], capture_output=True, text=True)
+    assert done.returncode != 0 and "must be positive" in done.stderr
