@@ -123,9 +123,9 @@ def idct_nhwc(coefs, d, zigzag, out):
     DCT matrix ``d`` (``d[u, x]``): ``from_dct`` of each channel, written channels-last.
 
     Separable and vectorized across blocks: LANES blocks at a time, in the order of ``coefs``
-    (read as one stream: interleaving the channels' planes, as the output does, cost 2 us per
-    image more when the input is not in cache), are held with coefficient (u, v) as row
-    ``8u + v`` of a scratch whose lanes are the blocks; each 8-point transform (along v, then
+    (one read stream: interleaving the channels' planes, as the output does, cost 2 us per
+    image more with the input out of cache, on one thread), are held with coefficient (u, v)
+    as row ``8u + v`` of a scratch whose lanes are the blocks; each 8-point transform (along v, then
     along u, in place) is then one loop over whole contiguous rows, split in the even and odd
     halves of the basis (``d[u, 7 - x] = (-1)^u d[u, x]``): 4 multiply-adds per output and pass,
     8 per pixel where the 64x64 product takes 64. Measured on one thread (AVX2), a 3x32x32
