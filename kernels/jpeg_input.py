@@ -19,6 +19,8 @@ take ``dctnet.jpeg_pixels``' array expressions.
 import numpy as np
 from numba import njit, uintp
 
+from .lowpass import dot4
+
 
 @njit(nogil=True, cache=True, inline="always")
 def _block_idct(block, table, basis, pix):
@@ -94,22 +96,16 @@ LANES = 64
 
 
 @njit(inline="always", **_DENSE)
-def _dot4(w, x0, x1, x2, x3):
-    """``w[0] * x0 + ... + w[3] * x3``, summed in this order."""
-    return w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3
-
-
-@njit(inline="always", **_DENSE)
 def _idct8(s, base, step, m, e0, e1, e2, e3, o0, o1, o2, o3):
     """In place on the rows ``base + i*step`` (i < 8, each ``m`` lanes long) of the flat ``s``: the
     8-point inverse DCT along i, from the even (``e``) and odd (``o``) 4x4 halves of the basis."""
     for l in range(m):
         v0, v1, v2, v3 = s[base + l], s[base + step + l], s[base + 2 * step + l], s[base + 3 * step + l]
         v4, v5, v6, v7 = s[base + 4 * step + l], s[base + 5 * step + l], s[base + 6 * step + l], s[base + 7 * step + l]
-        g0, h0 = _dot4(e0, v0, v2, v4, v6), _dot4(o0, v1, v3, v5, v7)
-        g1, h1 = _dot4(e1, v0, v2, v4, v6), _dot4(o1, v1, v3, v5, v7)
-        g2, h2 = _dot4(e2, v0, v2, v4, v6), _dot4(o2, v1, v3, v5, v7)
-        g3, h3 = _dot4(e3, v0, v2, v4, v6), _dot4(o3, v1, v3, v5, v7)
+        g0, h0 = dot4(e0, v0, v2, v4, v6), dot4(o0, v1, v3, v5, v7)
+        g1, h1 = dot4(e1, v0, v2, v4, v6), dot4(o1, v1, v3, v5, v7)
+        g2, h2 = dot4(e2, v0, v2, v4, v6), dot4(o2, v1, v3, v5, v7)
+        g3, h3 = dot4(e3, v0, v2, v4, v6), dot4(o3, v1, v3, v5, v7)
         s[base + l], s[base + 7 * step + l] = g0 + h0, g0 - h0
         s[base + step + l], s[base + 6 * step + l] = g1 + h1, g1 - h1
         s[base + 2 * step + l], s[base + 5 * step + l] = g2 + h2, g2 - h2

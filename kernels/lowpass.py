@@ -50,8 +50,9 @@ def _row4(a, i):
 
 
 @njit(inline="always", **_FLAGS)
-def _dot4(w, x0, x1, x2, x3):
-    """``w[0] * x0 + ... + w[3] * x3``, summed in this order."""
+def dot4(w, x0, x1, x2, x3):
+    """``w[0] * x0 + ... + w[3] * x3``, summed in this order (one half of an 8-point transform
+    split in even and odd halves; :mod:`.jpeg_input` uses it too)."""
     return w[0] * x0 + w[1] * x1 + w[2] * x2 + w[3] * x3
 
 
@@ -63,10 +64,10 @@ def _project(sb, ch, pe0, pe1, pe2, pe3, po0, po1, po2, po3):
     m4, m5, m6, m7 = sb[4, ch], sb[5, ch], sb[6, ch], sb[7, ch]
     s0, s1, s2, s3 = m0 + m7, m1 + m6, m2 + m5, m3 + m4
     q0, q1, q2, q3 = m0 - m7, m1 - m6, m2 - m5, m3 - m4
-    g0, h0 = _dot4(pe0, s0, s1, s2, s3), _dot4(po0, q0, q1, q2, q3)
-    g1, h1 = _dot4(pe1, s0, s1, s2, s3), _dot4(po1, q0, q1, q2, q3)
-    g2, h2 = _dot4(pe2, s0, s1, s2, s3), _dot4(po2, q0, q1, q2, q3)
-    g3, h3 = _dot4(pe3, s0, s1, s2, s3), _dot4(po3, q0, q1, q2, q3)
+    g0, h0 = dot4(pe0, s0, s1, s2, s3), dot4(po0, q0, q1, q2, q3)
+    g1, h1 = dot4(pe1, s0, s1, s2, s3), dot4(po1, q0, q1, q2, q3)
+    g2, h2 = dot4(pe2, s0, s1, s2, s3), dot4(po2, q0, q1, q2, q3)
+    g3, h3 = dot4(pe3, s0, s1, s2, s3), dot4(po3, q0, q1, q2, q3)
     sb[0, ch], sb[7, ch] = g0 + h0, g0 - h0
     sb[1, ch], sb[6, ch] = g1 + h1, g1 - h1
     sb[2, ch], sb[5, ch] = g2 + h2, g2 - h2
@@ -140,14 +141,14 @@ def bias_lowpass_images(y, bias, res, has_res, d, n, apx):
                 v4, v5, v6, v7 = rows[4, t], rows[5, t], rows[6, t], rows[7, t]
                 s0, s1, s2, s3 = v0 + v7, v1 + v6, v2 + v5, v3 + v4
                 q0, q1, q2, q3 = v0 - v7, v1 - v6, v2 - v5, v3 - v4
-                vert[0, t] = _dot4(f0, s0, s1, s2, s3)
-                vert[1, t] = _dot4(f1, q0, q1, q2, q3)
-                vert[2, t] = _dot4(f2, s0, s1, s2, s3)
-                vert[3, t] = _dot4(f3, q0, q1, q2, q3)
-                vert[4, t] = _dot4(f4, s0, s1, s2, s3)
-                vert[5, t] = _dot4(f5, q0, q1, q2, q3)
-                vert[6, t] = _dot4(f6, s0, s1, s2, s3)
-                vert[7, t] = _dot4(f7, q0, q1, q2, q3)
+                vert[0, t] = dot4(f0, s0, s1, s2, s3)
+                vert[1, t] = dot4(f1, q0, q1, q2, q3)
+                vert[2, t] = dot4(f2, s0, s1, s2, s3)
+                vert[3, t] = dot4(f3, q0, q1, q2, q3)
+                vert[4, t] = dot4(f4, s0, s1, s2, s3)
+                vert[5, t] = dot4(f5, q0, q1, q2, q3)
+                vert[6, t] = dot4(f6, s0, s1, s2, s3)
+                vert[7, t] = dot4(f7, q0, q1, q2, q3)
             for a in range(na):  # horizontal projection, block by block
                 p = hp[a]
                 pe0, pe1, pe2, pe3 = _row4(p[0], 0), _row4(p[0], 1), _row4(p[0], 2), _row4(p[0], 3)
@@ -164,10 +165,10 @@ def bias_lowpass_images(y, bias, res, has_res, d, n, apx):
             for t in range(wc):  # vertical back (the frequencies a < n: zero weight for the others) in place
                 u0, u1, u2, u3 = vert[0, t], vert[1, t], vert[2, t], vert[3, t]
                 u4, u5, u6, u7 = vert[4, t], vert[5, t], vert[6, t], vert[7, t]
-                g0, h0 = _dot4(e0, u0, u2, u4, u6), _dot4(o0, u1, u3, u5, u7)
-                g1, h1 = _dot4(e1, u0, u2, u4, u6), _dot4(o1, u1, u3, u5, u7)
-                g2, h2 = _dot4(e2, u0, u2, u4, u6), _dot4(o2, u1, u3, u5, u7)
-                g3, h3 = _dot4(e3, u0, u2, u4, u6), _dot4(o3, u1, u3, u5, u7)
+                g0, h0 = dot4(e0, u0, u2, u4, u6), dot4(o0, u1, u3, u5, u7)
+                g1, h1 = dot4(e1, u0, u2, u4, u6), dot4(o1, u1, u3, u5, u7)
+                g2, h2 = dot4(e2, u0, u2, u4, u6), dot4(o2, u1, u3, u5, u7)
+                g3, h3 = dot4(e3, u0, u2, u4, u6), dot4(o3, u1, u3, u5, u7)
                 vert[0, t], vert[7, t], vert[1, t], vert[6, t] = g0 + h0, g0 - h0, g1 + h1, g1 - h1
                 vert[2, t], vert[5, t], vert[3, t], vert[4, t] = g2 + h2, g2 - h2, g3 + h3, g3 - h3
             if apx:  # the mask
