@@ -469,6 +469,8 @@ class FusedNet:
         self._dct = dct_matrix(np.float64).astype(self.dtype)  # coefficients in: the inverse DCT
         for step in self._steps:
             step.finish(self.dtype)
+        self._fold = self.input_affine is not None  # the input kernels apply the leading Normalize
+        self._maps = {}  # channels -> (scale, shift) per channel for the input kernels
         self._shapes = {}  # input shape (C, H, W) -> {value id: per-image shape}
         self._spaces = {}  # worker -> its buffers, kept from call to call
         self._lock = threading.Lock()
@@ -601,12 +603,16 @@ class FusedNet:
         steps = self._steps
         if layout == "nhwc":
             arrays = {self._input.id: x}
-        else:
+        else:  # to NHWC, with the leading Normalize (when there is one) applied on the way
             arrays = {self._input.id: buffer(self._input)}
+            scale, shift = self._input_map(x.shape[1])
             if layout == "coefficients":  # the inverse DCT, separable, straight into NHWC
-                jpeg_input_kernels.idct_nhwc(x, self._dct, ZIGZAG, arrays[self._input.id])
+                jpeg_input_kernels.idct_nhwc(x, self._dct, ZIGZAG, scale, shift, arrays[self._input.id])
+            elif self._fold:
+                conv_kernels.affine_planes_nhwc(x.reshape(count, x.shape[1], -1), scale, shift, arrays[self._input.id])
             else:
                 conv_kernels.transpose_images(x, 0, count, x.shape[1], x.shape[2] * x.shape[3], arrays[self._input.id])
+            affine_applied = self._fold
         if affine_applied:
             arrays[steps[0].dst.id] = arrays.pop(self._input.id)
             steps = steps[1:]
@@ -639,6 +645,16 @@ class FusedNet:
         last = arrays[self._output.id]
         if last is not out:  # maps: back to NCHW
             conv_kernels.transpose_images(last, 0, count, last.shape[1] * last.shape[2], last.shape[3], out)
+
+    def _input_map(self, channels):
+        """Per channel ``(scale, shift)`` the input kernels apply: the leading Normalize's, or ones and zeros."""
+        got = self._maps.get(channels)
+        if got is None:
+            first = self._steps[0] if self._fold else None
+            scale = np.ones(channels, self.dtype) if first is None else np.broadcast_to(first.s, (channels,))
+            shift = np.zeros(channels, self.dtype) if first is None else np.broadcast_to(first.t, (channels,))
+            got = self._maps[channels] = (np.ascontiguousarray(scale), np.ascontiguousarray(shift))
+        return got
 
     def __repr__(self):
         domain = ", JPEG domain" if self.input_domain == "jpeg" else ""

@@ -285,3 +285,30 @@ def transpose_images(x, n0, count, rows, cols, out):
                         dst = base + uintp(j * rows + i0)
                         for t in range(uintp(min(TILE, rows - i0))):
                             of[dst + t] = xf[src + t * uintp(cols)]
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def affine_planes_nhwc(x, scale, shift, out):
+    """``out[n, p, c] = x[n, c, p] * scale[c] + shift[c]``: images' channel planes (N, C, P) to
+    channels-last rows (N, P, C) with a per-channel affine map (an input Normalize) on the way,
+    one multiply-add per value, so that the map costs no pass of its own (its own pass cost
+    the fused engine 2.2-2.9 us per 3x32x32 image and thread). Tiles as :func:`transpose_images`.
+
+    >>> import numpy as np
+    >>> x = np.arange(6.0).reshape(1, 2, 3)
+    >>> out = np.empty((1, 3, 2))
+    >>> affine_planes_nhwc(x, np.array([1.0, 10.0]), np.array([0.0, -30.0]), out)
+    >>> out[0].tolist()
+    [[0.0, 0.0], [1.0, 10.0], [2.0, 20.0]]
+    """
+    n, c, p = x.shape
+    xf, of = x.reshape(-1), out.reshape(-1)
+    for m in range(n):
+        base = uintp(m * c * p)
+        for j0 in range(0, p, TILE):
+            for i in range(c):
+                a, b = scale[i], shift[i]
+                src = base + uintp(i * p + j0)
+                dst = base + uintp(j0 * c + i)
+                for t in range(uintp(min(TILE, p - j0))):
+                    of[dst + t * uintp(c)] = xf[src + t] * a + b

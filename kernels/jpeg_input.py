@@ -113,10 +113,12 @@ def _idct8(s, base, step, m, e0, e1, e2, e3, o0, o1, o2, o3):
 
 
 @njit(**_DENSE)
-def idct_nhwc(coefs, d, zigzag, out):
+def idct_nhwc(coefs, d, zigzag, scale, shift, out):
     """``out`` (N, 8*BH, 8*BW, C) = the inverse DCT of the dense coefficients ``coefs`` (N, C, BH,
     BW, 64), C-contiguous, zigzag (``zigzag[q]`` the natural index of position q), by the 8x8
-    DCT matrix ``d`` (``d[u, x]``): ``from_dct`` of each channel, written channels-last.
+    DCT matrix ``d`` (``d[u, x]``): ``from_dct`` of each channel, times ``scale[c]`` plus
+    ``shift[c]`` (an input Normalize, one multiply-add per pixel in the scatter; ones and zeros
+    for none), written channels-last.
 
     Separable and vectorized across blocks: LANES blocks at a time, in the order of ``coefs``
     (one read stream: interleaving the channels' planes, as the output does, cost 2 us per
@@ -132,7 +134,8 @@ def idct_nhwc(coefs, d, zigzag, out):
     >>> from dctnet.transform import ZIGZAG, dct_matrix, to_dct
     >>> x = np.arange(2 * 8 * 16, dtype=np.float32).reshape(1, 2, 8, 16)
     >>> out = np.empty((1, 8, 16, 2), np.float32)
-    >>> idct_nhwc(to_dct(x), dct_matrix(np.float32), ZIGZAG, out)
+    >>> one, zero = np.ones(2, np.float32), np.zeros(2, np.float32)
+    >>> idct_nhwc(to_dct(x), dct_matrix(np.float32), ZIGZAG, one, zero, out)
     >>> bool(np.allclose(out, x.transpose(0, 2, 3, 1), atol=1e-4))
     True
     """
@@ -162,10 +165,11 @@ def idct_nhwc(coefs, d, zigzag, out):
         for x in range(8):  # along u: row 8u + x -> 8y + x
             _idct8(s, x * LANES, 8 * LANES, m, e0, e1, e2, e3, o0, o1, o2, o3)
         for l in range(m):  # scatter: lane l's block, (im, ch, by, bx), into its channel of the output
+            a, b = scale[ch], shift[ch]
             for y in range(8):
                 row = uintp(((im * 8 * bh + 8 * by + y) * w + 8 * bx) * c + ch)
                 for x in range(8):
-                    of[row + uintp(x * c)] = s[uintp((8 * y + x) * LANES + l)]
+                    of[row + uintp(x * c)] = s[uintp((8 * y + x) * LANES + l)] * a + b
             bx += 1
             if bx == bw:
                 bx, by = 0, by + 1

@@ -82,6 +82,10 @@ def test_fused_layer_kinds(rng):
     lone = copy_of(nn.Sequential(nn.Normalize([5.0], [2.0]), nn.ReLU(), nn.Conv2d(3, 2, 3)), np.float64)
     xl = rng.normal(5, 3, size=(3, 3, 6, 7))  # one mean for 3 channels, then a ReLU on the affine step
     np.testing.assert_allclose(engine.fuse(lone)(xl).data, reference(lone, xl), rtol=1e-12, atol=1e-12)
+    scalar = copy_of(nn.Sequential(nn.Normalize([5.0], [2.0]), nn.Conv2d(3, 2, 3)), np.float64)
+    net = engine.fuse(scalar)  # one mean for 3 channels, applied while the input is transposed
+    assert net.input_affine is not None
+    np.testing.assert_allclose(net(xl).data, reference(scalar, xl), rtol=1e-12, atol=1e-12)
     maps = copy_of(nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3)), np.float64)  # maps out, 1x1 direct
     xm = rng.normal(size=(2, 2, 4, 5))
     np.testing.assert_allclose(engine.fuse(maps)(xm).data, reference(maps, xm), rtol=1e-12, atol=1e-12)

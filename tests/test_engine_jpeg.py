@@ -178,8 +178,11 @@ def test_idct_kernel_against_scipy_and_the_gemm(rng, shape, dtype):
     gemm = (coefs.reshape(-1, 64) @ block_dct_matrix(dtype)).reshape(n, c, bh, bw, 8, 8)
     gemm = gemm.transpose(0, 2, 4, 3, 5, 1).reshape(want.shape)
     got = np.full(want.shape, np.nan, dtype)
-    jpeg_input.idct_nhwc(coefs, dct_matrix(dtype), ZIGZAG, got)
+    jpeg_input.idct_nhwc(coefs, dct_matrix(dtype), ZIGZAG, np.ones(c, dtype), np.zeros(c, dtype), got)
     tol = 1e-12 if dtype == np.float64 else 3e-6
     scale = float(np.abs(want).max())
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale)
     np.testing.assert_allclose(got, gemm, rtol=0, atol=tol * scale)
+    a, b = rng.uniform(0.5, 2, c).astype(dtype), rng.normal(scale=50, size=c).astype(dtype)  # a Normalize on the way
+    jpeg_input.idct_nhwc(coefs, dct_matrix(dtype), ZIGZAG, a, b, got)
+    np.testing.assert_allclose(got, want * a + b, rtol=0, atol=2 * tol * scale)

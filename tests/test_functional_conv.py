@@ -175,6 +175,14 @@ def test_layout_kernels(rng):
     back = np.zeros_like(x)
     conv_kernels.transpose_images(h, 1, 2, 24, 5, back)
     np.testing.assert_array_equal(back[1:], x[1:])
+    for dtype in (np.float32, np.float64):  # the same transpose with a per-channel affine map on the way
+        planes = rng.normal(size=(2, 3, 19)).astype(dtype)  # 19 pixels: no multiple of the tile
+        scale, shift = rng.normal(size=3).astype(dtype), rng.normal(size=3).astype(dtype)
+        got = np.full((2, 19, 3), np.nan, dtype)
+        conv_kernels.affine_planes_nhwc(planes, scale, shift, got)
+        want = (planes.astype(np.float64) * scale[:, None] + shift[:, None]).transpose(0, 2, 1)
+        tol = 1e-15 if dtype == np.float64 else 1e-6  # one multiply-add, one rounding
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     big = rng.normal(size=(2, 19, 11, 13))  # sizes that are no multiple of the tile
     np.testing.assert_array_equal(channels_last.to_nhwc(big), big.transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(channels_last.to_nchw(channels_last.to_nhwc(big)), big)
