@@ -13,8 +13,8 @@
   pooling after the last convolution is taken in the same pass, so the last
   activation is never written;
 * activations stay channels-last (NHWC) from layer to layer
-  (:mod:`dctnet.functional.channels_last`): the input is converted once, and
-  no transpose runs between layers;
+  (:mod:`dctnet.functional.channels_last`): the input is converted once (a
+  leading Normalize applied on the way), and no transpose runs between layers;
 * the batch is cut into tasks of a few images that run through the *whole*
   network on one thread (:mod:`dctnet.threads`), each layer's patch matrix
   in cache-sized pieces, with buffers that are reused from call to call.
